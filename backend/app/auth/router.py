@@ -1,0 +1,179 @@
+"""/api/v1/auth: sign-up, tokens, sessions and the account."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.auth import service
+from app.auth.dependencies import AuthDep, Claims, Client, CurrentUser
+from app.auth.schemas import (
+    AccountDeletion,
+    AuthResponse,
+    LoginRequest,
+    PasswordChange,
+    RefreshRequest,
+    SessionPublic,
+    SignupRequest,
+    TokenResponse,
+    UserPublic,
+    UserUpdate,
+)
+from app.auth.exceptions import InvalidCredentials
+from app.auth.passwords import MAX_LENGTH
+from app.core.db import SessionDep
+from app.core.errors import ValidationFailed
+from app.core.sanitize import forbidden_character
+from app.core.openapi import problems
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _no_store(response: Response) -> None:
+    response.headers.update(NO_STORE)
+
+
+def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
+    return AuthResponse(
+        user=UserPublic.model_validate(issued.user, from_attributes=True),
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
+
+
+@router.post(
+    "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429)
+)
+async def signup(
+    data: SignupRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+) -> AuthResponse:
+    """Create an account and start a session."""
+    await auth.limiter.hit(auth.settings.SIGNUP_RATE_LIMIT, "signup", client.address)
+    issued = await service.signup(db, auth, data, client.user_agent)
+    _no_store(response)
+    return _auth_response(issued)
+
+
+@router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429))
+async def login(
+    data: LoginRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+) -> AuthResponse:
+    """Log in with email and password (JSON)."""
+    await auth.limiter.hit(auth.settings.LOGIN_RATE_LIMIT, "login", client.address)
+    issued = await service.login(db, auth, data.email, data.password, client.user_agent)
+    _no_store(response)
+    return _auth_response(issued)
+
+
+@router.post("/token", response_model=TokenResponse, responses=problems(401, 429))
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: SessionDep,
+    auth: AuthDep,
+    client: Client,
+    response: Response,
+) -> TokenResponse:
+    """Log in with the OAuth2 password form (used by the docs' Authorize button)."""
+    await auth.limiter.hit(auth.settings.LOGIN_RATE_LIMIT, "login", client.address)
+    email, password = _form_credentials(form)
+    issued = await service.login(db, auth, email, password, client.user_agent)
+    _no_store(response)
+    return TokenResponse(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
+
+
+def _form_credentials(form: OAuth2PasswordRequestForm) -> tuple[str, str]:
+    """The form bypasses JSON sanitizing: apply the same character and size rules."""
+    for field, value in (("username", form.username), ("password", form.password)):
+        if forbidden_character(value):
+            raise ValidationFailed(
+                errors=[{"field": f"body.{field}", "message": "Control characters are not allowed"}]
+            )
+    email = form.username.strip().lower()
+    if not email or len(email) > 320 or len(form.password) > 4 * MAX_LENGTH:
+        raise InvalidCredentials()
+    return email, form.password
+
+
+@router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429))
+async def refresh_tokens(
+    data: RefreshRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+) -> AuthResponse:
+    """Trade a refresh token for a new pair; the old one is spent."""
+    await auth.limiter.hit(auth.settings.REFRESH_RATE_LIMIT, "refresh", client.address)
+    issued = await service.refresh(db, auth, data.refresh_token, client.user_agent)
+    _no_store(response)
+    return _auth_response(issued)
+
+
+@router.post("/logout", status_code=204, responses=problems(401))
+async def logout(db: SessionDep, claims: Claims, _: CurrentUser) -> None:
+    """End this session: its access and refresh tokens stop working at once."""
+    await service.logout(db, claims)
+
+
+@router.post("/logout-all", status_code=204, responses=problems(401))
+async def logout_all(db: SessionDep, user: CurrentUser) -> None:
+    """End every session of the user."""
+    await service.logout_all(db, user)
+
+
+@router.get("/me", response_model=UserPublic, responses=problems(401))
+async def read_me(user: CurrentUser) -> UserPublic:
+    """The current user."""
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.patch("/me", response_model=UserPublic, responses=problems(401, 415))
+async def update_me(data: UserUpdate, db: SessionDep, user: CurrentUser) -> UserPublic:
+    """Change the user's name (`null` clears it)."""
+    if "name" in data.model_fields_set:
+        user = await service.update_name(db, user, data.name)
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.post("/password", status_code=204, responses=problems(401, 415, 429))
+async def change_password(
+    data: PasswordChange, db: SessionDep, auth: AuthDep, user: CurrentUser, claims: Claims
+) -> None:
+    """Change the password; every other session ends."""
+    await service.change_password(
+        db, auth, user, claims, data.current_password, data.new_password
+    )
+
+
+@router.delete("/me", status_code=204, responses=problems(401, 415, 429))
+async def delete_me(
+    data: AccountDeletion, db: SessionDep, auth: AuthDep, user: CurrentUser
+) -> None:
+    """Delete the account and all its data (the password confirms it)."""
+    await service.delete_account(db, auth, user, data.password)
+
+
+@router.get("/sessions", response_model=list[SessionPublic], responses=problems(401))
+async def list_sessions(db: SessionDep, user: CurrentUser, claims: Claims) -> list[SessionPublic]:
+    """The user's active sessions; `current` marks the caller's."""
+    sessions = await service.list_sessions(db, user)
+    return [
+        SessionPublic(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            user_agent=s.user_agent,
+            current=s.id == claims.session_id,
+        )
+        for s in sessions
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=problems(401, 404))
+async def revoke_session(session_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> None:
+    """End one of the user's sessions."""
+    await service.revoke_session(db, user, session_id)
+

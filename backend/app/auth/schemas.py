@@ -1,0 +1,76 @@
+"""Auth request and response bodies."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field
+
+from app.auth.passwords import MAX_LENGTH, check_password_policy
+from app.core.schemas import InputModel, Timestamp, TrimmedText
+
+
+def _normalize_email(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+# Emails are trimmed and compared case-insensitively: stored lower-cased.
+Email = Annotated[EmailStr, BeforeValidator(_normalize_email), AfterValidator(str.lower)]
+LoginEmail = Annotated[str, BeforeValidator(_normalize_email), Field(min_length=1, max_length=320)]
+NewPassword = Annotated[str, AfterValidator(check_password_policy)]
+# Checked against a hash, never against the policy (an old password may predate it).
+GivenPassword = Annotated[str, Field(min_length=1, max_length=4 * MAX_LENGTH)]
+UserName = Annotated[TrimmedText, Field(min_length=1, max_length=100)]
+
+
+class SignupRequest(InputModel):
+    email: Email
+    password: NewPassword
+    name: UserName | None = None
+
+
+class LoginRequest(InputModel):
+    email: LoginEmail
+    password: GivenPassword
+
+
+class RefreshRequest(InputModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class UserUpdate(InputModel):
+    name: UserName | None = None
+
+
+class PasswordChange(InputModel):
+    current_password: GivenPassword
+    new_password: NewPassword
+
+
+class AccountDeletion(InputModel):
+    password: GivenPassword
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str | None
+    created_at: Timestamp
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Access token lifetime in seconds")
+    refresh_token: str
+
+
+class AuthResponse(TokenResponse):
+    user: UserPublic
+
+
+class SessionPublic(BaseModel):
+    id: uuid.UUID
+    created_at: Timestamp
+    last_used_at: Timestamp
+    user_agent: str | None
+    current: bool

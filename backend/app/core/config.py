@@ -1,0 +1,118 @@
+"""Settings: one class, read from the environment (and `.env` when present)."""
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Placeholders that must never sign tokens outside development (the official
+# full-stack template refuses "changethis" the same way).
+_PLACEHOLDER_SECRETS = {
+    "changethis",
+    "changeme",
+    "change-me",
+    "secret",
+    "secret-key",
+    "your-secret-key",
+    "please-change-me",
+    "development",
+}
+MIN_SECRET_BYTES = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+    DATA_DIR: Path = Path("data")
+    DATABASE_URL: str = ""
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=10, ge=0, le=200)
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+
+    SECRET_KEY: SecretStr | None = None
+    JWT_ISSUER: str = "todo-api"
+    JWT_AUDIENCE: str = "todo-api"
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=30, ge=1)
+    BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
+    PASSWORD_HASH_THREADS: int = Field(default=2, ge=1, le=32)
+
+    RATE_LIMIT_ENABLED: bool = True
+    LOGIN_RATE_LIMIT: str = "10/minute"
+    SIGNUP_RATE_LIMIT: str = "5/minute"
+    REFRESH_RATE_LIMIT: str = "30/minute"
+    FAILED_LOGIN_LIMIT: str = "5/15 minutes"
+    REDIS_URL: str | None = None
+
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = []
+    LOG_LEVEL: str = "INFO"
+    MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _defaults_and_secret(self) -> Self:
+        if not self.DATABASE_URL:
+            self.DATABASE_URL = f"sqlite+aiosqlite:///{self.DATA_DIR / 'todo.db'}"
+        if self.SECRET_KEY is None and self.ENVIRONMENT is Environment.DEVELOPMENT:
+            self.SECRET_KEY = SecretStr(_local_dev_secret(self.DATA_DIR))
+        self._check_secret()
+        return self
+
+    def _check_secret(self) -> None:
+        if self.ENVIRONMENT is Environment.DEVELOPMENT:
+            return
+        key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if key.strip().lower() in _PLACEHOLDER_SECRETS or len(key.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_BYTES} bytes "
+                f"when ENVIRONMENT={self.ENVIRONMENT.value} "
+                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def secret_key_bytes(self) -> bytes:
+        assert self.SECRET_KEY is not None  # guaranteed by _defaults_and_secret
+        return self.SECRET_KEY.get_secret_value().encode()
+
+
+def _local_dev_secret(data_dir: Path) -> str:
+    """Generate a development key once and keep it, so tokens survive a restart."""
+    path = data_dir / ".secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

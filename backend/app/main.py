@@ -1,0 +1,78 @@
+"""The application factory: settings, shared services, middleware, handlers, routers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from app.api import api_router, health_router
+from app.auth.service import AuthContext
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.handlers import register_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import BodyMiddleware, RequestContextMiddleware
+from app.core.ratelimit import RateLimiter
+from app.core.security import PasswordHasher, TokenService
+
+logger = logging.getLogger("app")
+
+DESCRIPTION = """
+A task-management backend: accounts and sessions, tasks with projects, tags,
+priorities and due dates, strictly isolated per user.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code` and the
+`request_id`. Use **Authorize** (email as username) to try authenticated routes.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    engine = create_engine(settings)
+    hasher = PasswordHasher(settings.BCRYPT_ROUNDS, settings.PASSWORD_HASH_THREADS)
+    limiter = RateLimiter(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logger.info("starting", extra={"environment": settings.ENVIRONMENT.value})
+        yield
+        hasher.close()
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Todo API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter)
+
+    register_handlers(app)
+    app.include_router(health_router)
+    app.include_router(api_router)
+
+    # Added innermost first: the request context wraps everything else.
+    app.add_middleware(
+        BodyMiddleware,
+        max_bytes=settings.MAX_BODY_BYTES,
+        form_paths=frozenset({"/api/v1/auth/token"}),
+    )
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()
