@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
 from app.auth.models import RefreshToken, User, UserSession
