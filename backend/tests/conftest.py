@@ -9,7 +9,7 @@ need real commits seen across connections.
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,9 @@ UserFactory = Callable[..., Awaitable[UserHandle]]
 def user_factory(client: httpx.AsyncClient) -> UserFactory:
     """Sign a new user up over HTTP and return its handle."""
 
-    async def create(email: str | None = None, password: str = PASSWORD, **extra: Any) -> UserHandle:
+    async def create(
+        email: str | None = None, password: str = PASSWORD, **extra: Any
+    ) -> UserHandle:
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
         response = await client.post(
             "/api/v1/auth/signup", json={"email": email, "password": password, **extra}
@@ -183,7 +185,7 @@ async def other_user(user_factory: UserFactory) -> UserHandle:
 
 
 @pytest.fixture
-def caplog_json(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def caplog_json(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Captured log records (the app logs JSON lines through the root logger)."""
     caplog.set_level("INFO")
-    yield caplog
+    return caplog

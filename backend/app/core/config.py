@@ -22,6 +22,9 @@ _PLACEHOLDER_SECRETS = {
     "development",
 }
 MIN_SECRET_BYTES = 32
+# A key of 32+ bytes drawn from fewer symbols ("aaaa…", "0000…") is a placeholder too;
+# random keys (token_urlsafe, hex) use far more distinct characters than this.
+MIN_SECRET_DISTINCT_CHARS = 10
 
 
 class Environment(StrEnum):
@@ -30,8 +33,18 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+# `.env` at the repository root (the one docker compose reads, see .env.example), then
+# `.env` in the working directory; a later file wins, real environment variables win
+# over both. In the container neither file exists: compose passes the environment.
+_ENV_FILES = (Path(__file__).resolve().parents[3] / ".env", Path(".env"))
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    # hide_input_in_errors: a refused setting must not print the others (SECRET_KEY,
+    # the password inside DATABASE_URL) into a crash log.
+    model_config = SettingsConfigDict(
+        env_file=_ENV_FILES, extra="ignore", env_file_encoding="utf-8", hide_input_in_errors=True
+    )
 
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
     DATA_DIR: Path = Path("data")
@@ -39,6 +52,7 @@ class Settings(BaseSettings):
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
     DB_MAX_OVERFLOW: int = Field(default=10, ge=0, le=200)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
 
     SECRET_KEY: SecretStr | None = None
     JWT_ISSUER: str = "todo-api"
@@ -75,6 +89,8 @@ class Settings(BaseSettings):
     def _defaults_and_secret(self) -> Self:
         if not self.DATABASE_URL:
             self.DATABASE_URL = f"sqlite+aiosqlite:///{self.DATA_DIR / 'todo.db'}"
+        if self.SECRET_KEY is not None and not self.SECRET_KEY.get_secret_value().strip():
+            self.SECRET_KEY = None  # `SECRET_KEY=` copied from .env.example means unset
         if self.SECRET_KEY is None and self.ENVIRONMENT is Environment.DEVELOPMENT:
             self.SECRET_KEY = SecretStr(_local_dev_secret(self.DATA_DIR))
         self._check_secret()
@@ -83,11 +99,15 @@ class Settings(BaseSettings):
     def _check_secret(self) -> None:
         if self.ENVIRONMENT is Environment.DEVELOPMENT:
             return
-        key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
-        if key.strip().lower() in _PLACEHOLDER_SECRETS or len(key.encode()) < MIN_SECRET_BYTES:
+        key = self.SECRET_KEY.get_secret_value().strip() if self.SECRET_KEY else ""
+        if (
+            key.lower() in _PLACEHOLDER_SECRETS
+            or len(key.encode()) < MIN_SECRET_BYTES
+            or len(set(key)) < MIN_SECRET_DISTINCT_CHARS
+        ):
             raise ValueError(
-                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_BYTES} bytes "
-                f"when ENVIRONMENT={self.ENVIRONMENT.value} "
+                f"SECRET_KEY must be a random value of at least {MIN_SECRET_BYTES} bytes "
+                f"(not a placeholder) when ENVIRONMENT={self.ENVIRONMENT.value} "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
 

@@ -6,7 +6,7 @@ context variables deeper down) stays visible to the middleware after the route
 returns, whatever copies of the context the framework made on the way.
 """
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 
@@ -19,8 +19,13 @@ class RequestContext:
 _current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
 
 
-def set_context(ctx: RequestContext) -> None:
-    _current.set(ctx)
+def set_context(ctx: RequestContext) -> Token[RequestContext | None]:
+    return _current.set(ctx)
+
+
+def reset_context(token: Token[RequestContext | None]) -> None:
+    """Forget the request once it is answered, so later log lines do not inherit it."""
+    _current.reset(token)
 
 
 def get_context() -> RequestContext | None:

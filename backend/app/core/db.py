@@ -7,7 +7,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
@@ -28,6 +33,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return _sqlite_engine(settings.DATABASE_URL)
     return create_async_engine(
         settings.DATABASE_URL,
+        # asyncpg waits 60 s for a connection by default: an unreachable database
+        # must answer 503 (and fail readiness) quickly instead.
+        connect_args=_connect_args(settings),
+        # Bound values (emails, hashes) stay out of exception messages and logs.
+        hide_parameters=True,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT,
@@ -38,6 +48,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    if make_url(settings.DATABASE_URL).get_driver_name() == "asyncpg":
+        return {"timeout": settings.DB_CONNECT_TIMEOUT}
+    return {}
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
@@ -46,7 +62,9 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     # another connection writes fails at once with "database is locked", whatever the
     # busy timeout. One connection per process serializes all access; the embedded
     # default is for development and single-process use (PostgreSQL is for scale).
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=30)
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=30, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _: Any) -> None:

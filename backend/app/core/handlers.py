@@ -1,7 +1,7 @@
 """The one place that renders errors: every failure becomes RFC 9457 problem+json."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from app.core.context import current_request_id
 from app.core.errors import AppError, ServiceUnavailable
+from app.core.openapi import document_problems
 
 logger = logging.getLogger("app.errors")
 
@@ -41,7 +42,7 @@ def problem_response(
     code: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     errors: Sequence[dict[str, str]] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
@@ -68,8 +69,16 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
         if error.get("type") == "json_invalid":
             message = "Malformed JSON"
+        elif _echoes_input(message, error.get("input")):
+            message = "Invalid value"
         result.append({"field": _location(error.get("loc", ())), "message": message})
     return result
+
+
+def _echoes_input(message: str, value: Any) -> bool:
+    """Some validators (e.g. email-validator) quote parts of what they refuse; a
+    message quoting the whole submitted string is replaced rather than trusted."""
+    return isinstance(value, str) and len(value) >= 4 and value in message
 
 
 async def handle_app_error(_: Request, exc: Exception) -> Response:
@@ -101,14 +110,17 @@ def _connection_lost(exc: Exception) -> bool:
     if isinstance(exc, PoolTimeout | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc, InterfaceError | OperationalError)
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, InterfaceError | OperationalError
+        )
     return isinstance(exc, OSError)
 
 
-async def handle_database_unavailable(request: Request, exc: Exception) -> Response:
+async def handle_database_unavailable(_: Request, exc: Exception) -> Response:
     if not _connection_lost(exc):
         return internal_error_response(exc)
-    logger.error("database unavailable: %s", type(exc).__name__)
+    # The cause (refused, timed out, auth failed) is for operators, not clients.
+    logger.error("database unavailable: %s", type(exc).__name__, exc_info=exc)
     err = ServiceUnavailable(headers={"Retry-After": "5"})
     return problem_response(err.status_code, err.code, err.detail, headers=err.headers)
 
@@ -129,3 +141,5 @@ def register_handlers(app: FastAPI) -> None:
     # keep the request id; anything else is caught by RequestContextMiddleware.
     for exc_class in (DBAPIError, PoolTimeout, OSError):
         app.add_exception_handler(exc_class, handle_database_unavailable)
+    # What these handlers render is what the OpenAPI document must promise.
+    document_problems(app)

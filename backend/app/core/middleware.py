@@ -12,21 +12,24 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.context import RequestContext, set_context
+from app.core.context import RequestContext, reset_context, set_context
 from app.core.handlers import internal_error_response, problem_response
 from app.core.sanitize import UnsafeString, sanitize_json
 
 access_logger = logging.getLogger("app.access")
 
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # FastAPI parses application/json and any application/*+json, case-insensitively.
-_JSON_TYPE = re.compile(r"^application/(?:[a-z0-9.\-]+\+)?json$")
+_JSON_TYPE = re.compile(r"application/(?:[a-z0-9.\-]+\+)?json")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# nginx's convention for "the client went away before we answered".
+_CLIENT_CLOSED = 499
 
 
 def _request_id(headers: Headers) -> str:
     candidate = headers.get("x-request-id", "")
-    return candidate if _SANE_REQUEST_ID.match(candidate) else uuid.uuid4().hex
+    # fullmatch: `$` would let a trailing newline through into logs and headers.
+    return candidate if _SANE_REQUEST_ID.fullmatch(candidate) else uuid.uuid4().hex
 
 
 class RequestContextMiddleware:
@@ -41,15 +44,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         ctx = RequestContext(request_id=_request_id(Headers(scope=scope)))
-        set_context(ctx)
+        token = set_context(ctx)
         start = time.perf_counter()
-        status = 500
-        started = False
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", ctx.request_id.encode()))
@@ -59,34 +60,44 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if started:
+            if status is not None:
                 access_logger.error("exception after the response started", exc_info=exc)
             else:
                 await internal_error_response(exc)(scope, receive, send_with_id)
         finally:
-            self._log(scope, ctx, status, start)
+            self._log(scope, ctx, status or _CLIENT_CLOSED, start)
+            reset_context(token)
 
     @staticmethod
     def _log(scope: Scope, ctx: RequestContext, status: int, start: float) -> None:
-        # The route template (e.g. /api/v1/tasks/{task_id}), never the query string.
-        # FastAPI keeps the full template on its effective route context; fall back
-        # to the route's own path, then to the raw path (e.g. for a 404).
-        effective = scope.get("fastapi", {}).get("effective_route_context")
-        path = (
-            getattr(effective, "path_format", None)
-            or getattr(scope.get("route"), "path", None)
-            or scope.get("path", "")
-        )
         access_logger.info(
             "request",
             extra={
                 "method": scope.get("method"),
-                "route": path,
+                "route": _route_template(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 "user_id": ctx.user_id,
             },
         )
+
+
+def _route_template(scope: Scope) -> str:
+    """The route template (e.g. /api/v1/tasks/{task_id}), never the query string.
+
+    FastAPI keeps the full template on its effective route context; fall back to the
+    route's own path, then to the raw path (e.g. for a 404)."""
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    path = (
+        getattr(effective, "path_format", None)
+        or getattr(scope.get("route"), "path", None)
+        or scope.get("path", "")
+    )
+    return str(path)
+
+
+class _ClientGone(Exception):
+    """The client disconnected while sending its body: there is no one to answer."""
 
 
 class BodyMiddleware:
@@ -106,18 +117,21 @@ class BodyMiddleware:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send, 413, "payload_too_large")
+            await _reject(scope, receive, send, 413, "payload_too_large")
             return
-        body = await self._read_body(receive)
+        try:
+            body = await self._read_body(receive)
+        except _ClientGone:
+            return
         if body is None:
-            await self._reject(scope, receive, send, 413, "payload_too_large")
+            await _reject(scope, receive, send, 413, "payload_too_large")
             return
         if body and scope["path"].startswith("/api/"):
             rewritten = await self._json_body(scope, receive, send, headers, body)
             if rewritten is None:
                 return
             body = rewritten
-        await self.app(self._with_body(scope, len(body)), _replay(body, receive), send)
+        await self.app(_with_length(scope, len(body)), _replay(body, receive), send)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it passes the limit (chunked bodies included)."""
@@ -126,31 +140,27 @@ class BodyMiddleware:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+                return b"".join(chunks)
 
     async def _json_body(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, body: bytes
     ) -> bytes | None:
+        """The sanitized body, or None when a problem response was sent instead."""
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if scope["path"] in self.form_paths and media_type in _FORM_TYPES:
             return body
-        if not _JSON_TYPE.match(media_type):
-            await self._reject(scope, receive, send, 415, "unsupported_media_type")
+        if not _JSON_TYPE.fullmatch(media_type):
+            await _reject(scope, receive, send, 415, "unsupported_media_type")
             return None
         try:
             document = _parse_json(body)
-        except ValueError:
-            await self._reject(scope, receive, send, 400, "malformed_json")
-            return None
-        try:
             clean = sanitize_json(document)
         except UnsafeString as exc:
             errors = [{"field": exc.field, "message": exc.message}]
@@ -159,36 +169,61 @@ class BodyMiddleware:
             )
             await response(scope, receive, send)
             return None
-        return body if clean == document else orjson.dumps(clean)
+        except ValueError:
+            await _reject(scope, receive, send, 400, "malformed_json")
+            return None
+        return body if clean == document else _dump_json(clean)
 
-    @staticmethod
-    async def _reject(scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
-        details = {
-            413: "The request body is larger than the limit",
-            415: "Send the body as application/json",
-            400: "The request body is not valid JSON",
-        }
-        await problem_response(status, code, details[status])(scope, receive, send)
 
-    @staticmethod
-    def _with_body(scope: Scope, length: int) -> Scope:
-        headers = [
-            (k, v)
-            for k, v in scope["headers"]
-            if k not in (b"content-length", b"transfer-encoding")
-        ]
-        headers.append((b"content-length", str(length).encode()))
-        scope["headers"] = headers
-        return scope
+_REJECTIONS = {
+    400: "The request body is not valid JSON",
+    413: "The request body is larger than the limit",
+    415: "Send the body as application/json",
+}
+
+
+async def _reject(scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
+    await problem_response(status, code, _REJECTIONS[status])(scope, receive, send)
+
+
+def _with_length(scope: Scope, length: int) -> Scope:
+    """The body is now fully read: announce its exact length instead of chunks.
+
+    The scope is changed in place, not copied: the router records the matched route
+    in it, and the access log reads the route template from the same dict."""
+    headers = [
+        (k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")
+    ]
+    headers.append((b"content-length", str(length).encode()))
+    scope["headers"] = headers
+    return scope
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _parse_json(body: bytes) -> Any:
+    """Parse like FastAPI would, but stricter. Raises ValueError (malformed) or
+    UnsafeString (nested too deeply)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        # orjson refuses escaped lone surrogates as malformed; the standard parser
-        # accepts them, so sanitize_json can answer 422 for them as the contract says.
-        return json.loads(body.decode("utf-8"))
+        pass
+    # orjson refuses escaped lone surrogates as malformed (and nesting past 1024); the
+    # standard parser accepts the former, so sanitize_json can answer 422 for them as
+    # the contract says. NaN and Infinity are not JSON: refused like orjson does.
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise UnsafeString("body", "Nested too deeply") from None
+
+
+def _dump_json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits, which the standard library handles
+        return json.dumps(value, ensure_ascii=False).encode()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -202,4 +237,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()  # http.disconnect, when the client goes away
 
     return replay
-

@@ -1,0 +1,244 @@
+"""Every error is problem+json; 500s and 503s say nothing of the internals."""
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.types import Message
+
+from app.core.handlers import validation_errors
+from app.core.logging import JsonFormatter
+from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
+from tests.core.conftest import SECRET, assert_problem
+
+INTERNALS = ("Traceback", "RuntimeError", "IntegrityError", "SELECT", "INSERT", "password_hash")
+
+
+class TestProblemFormat:
+    async def test_unknown_api_route_is_404_problem(self, client: httpx.AsyncClient) -> None:
+        assert_problem(await client.get("/api/v1/no-such-thing"), 404, "not_found")
+
+    async def test_unknown_route_outside_api_is_404_problem(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        assert_problem(await client.get("/no-such-page"), 404, "not_found")
+
+    async def test_wrong_method_is_405_problem_with_allow(self, client: httpx.AsyncClient) -> None:
+        response = await client.put("/health")
+        assert_problem(response, 405, "method_not_allowed")
+        assert "GET" in response.headers["allow"]
+
+    async def test_missing_token_is_401_problem(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/v1/auth/me")
+        assert_problem(response, 401, "not_authenticated")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+    async def test_domain_error_is_problem(
+        self, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        response = await client.delete(
+            f"/api/v1/auth/sessions/{uuid.uuid4()}", headers=user.headers
+        )
+        assert_problem(response, 404)
+
+    async def test_validation_error_lists_fields(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/api/v1/auth/signup", json={"password": 1, "extra": "x"})
+        body = assert_problem(response, 422, "validation_error")
+        fields = {error["field"] for error in body["errors"]}
+        assert {"body.email", "body.password", "body.extra"} <= fields
+
+    async def test_bad_path_parameter_is_422(
+        self, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        response = await client.delete("/api/v1/auth/sessions/not-a-uuid", headers=user.headers)
+        body = assert_problem(response, 422)
+        assert body["errors"][0]["field"] == "path.session_id"
+
+
+class TestNoEcho:
+    """Error bodies never carry what the client sent (passwords, huge strings)."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"email": f"{SECRET}@", "password": f"{SECRET}-pw", "name": "Z" * 20_000},
+            {"email": f"{SECRET} x@example.com", "password": "short"},
+            {"email": f"x@{SECRET}", "password": PASSWORD, "name": "Z" * 5_000},
+            {"email": "x@example.com", "password": PASSWORD, "id": SECRET},
+            {"email": "x@example.com", "password": SECRET * 20},
+            {"email": "x@example.com", "password": PASSWORD, "name": ["Z" * 5_000, SECRET]},
+        ],
+    )
+    async def test_signup_errors_do_not_echo(self, client: httpx.AsyncClient, body: dict) -> None:
+        response = await client.post("/api/v1/auth/signup", json=body)
+        assert response.status_code == 422, response.text
+        assert SECRET not in response.text
+        assert "Z" * 50 not in response.text
+        assert len(response.content) < 2_000
+
+    async def test_path_parameter_is_not_echoed(
+        self, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        response = await client.delete(f"/api/v1/auth/sessions/{SECRET}", headers=user.headers)
+        assert_problem(response, 422)
+        assert SECRET not in response.text
+
+    async def test_form_route_does_not_echo(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/api/v1/auth/token", data={"password": SECRET})
+        assert_problem(response, 422)
+        assert SECRET not in response.text
+
+
+class TestUnhandledException:
+    @pytest.mark.parametrize("path", ["/test/boom", "/test/db-bug"])
+    async def test_500_says_nothing_of_internals(
+        self, failing_client: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await failing_client.get(path)
+        assert_problem(response, 500, "internal_error")
+        for word in (SECRET, *INTERNALS):
+            assert word not in response.text
+
+    async def test_log_holds_request_id_and_traceback(
+        self, failing_client: httpx.AsyncClient, caplog_json: pytest.LogCaptureFixture
+    ) -> None:
+        response = await failing_client.get("/test/boom")
+        request_id = response.json()["request_id"]
+        errors = [
+            r
+            for r in caplog_json.records
+            if r.levelno == logging.ERROR and getattr(r, "request_id", None) == request_id
+        ]
+        assert len(errors) == 1
+        line = json.loads(JsonFormatter().format(errors[0]))
+        assert line["request_id"] == request_id
+        assert "Traceback" in line["traceback"]
+        assert "RuntimeError" in line["traceback"]
+        assert "_raise_runtime_error" in line["traceback"]
+
+    async def test_500_is_logged_as_a_request(
+        self, failing_client: httpx.AsyncClient, caplog_json: pytest.LogCaptureFixture
+    ) -> None:
+        response = await failing_client.get("/test/boom")
+        access = [r for r in caplog_json.records if r.name == "app.access"]
+        assert [(r.status, r.request_id) for r in access] == [  # type: ignore[attr-defined]
+            (500, response.headers["x-request-id"])
+        ]
+
+    async def test_failure_after_the_response_started_is_logged(
+        self, failing_app: FastAPI, caplog_json: pytest.LogCaptureFixture
+    ) -> None:
+        # Driven at the ASGI level: httpx's transport refuses an unfinished response,
+        # which is exactly what the server must see (it then drops the connection).
+        sent: list[Message] = []
+        requested = False
+
+        async def receive() -> Message:
+            nonlocal requested
+            if requested:  # the client stays connected until the server gives up
+                await asyncio.Event().wait()
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": "/test/mid-stream", "raw_path": b"/test/mid-stream",
+            "query_string": b"", "root_path": "", "headers": [(b"x-request-id", b"stream-1")],
+            "client": ("127.0.0.1", 1), "server": ("test", 80),
+        }  # fmt: skip
+        await asyncio.wait_for(failing_app(scope, receive, send), 5)
+        assert sent[0]["status"] == 200  # already sent: it cannot become a 500
+        assert not any(m["type"] == "http.response.body" and not m.get("more_body") for m in sent)
+        [error] = [r for r in caplog_json.records if r.levelno == logging.ERROR]
+        assert error.request_id == "stream-1"  # type: ignore[attr-defined]
+        assert error.exc_info is not None
+
+
+def test_messages_quoting_the_input_are_replaced() -> None:
+    exc = RequestValidationError(
+        [
+            {"loc": ("body", "email"), "msg": f"bad: {SECRET}", "input": SECRET, "type": "x"},
+            {"loc": ("body", "name"), "msg": "Too long", "input": SECRET, "type": "y"},
+        ]
+    )
+    assert validation_errors(exc) == [
+        {"field": "body.email", "message": "Invalid value"},
+        {"field": "body.name", "message": "Too long"},
+    ]
+
+
+class TestDatabaseUnavailable:
+    """No database answering: 503 database_unavailable, quickly; liveness still 200."""
+
+    async def test_liveness_does_not_need_the_database(
+        self, no_db_client: httpx.AsyncClient
+    ) -> None:
+        response = await no_db_client.get("/health")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    async def test_readiness_is_503(self, no_db_client: httpx.AsyncClient) -> None:
+        started = time.perf_counter()
+        response = await no_db_client.get("/health/ready")
+        assert_problem(response, 503, "database_unavailable")
+        assert time.perf_counter() - started < 3
+
+    async def test_signup_is_503(self, no_db_client: httpx.AsyncClient) -> None:
+        response = await no_db_client.post(
+            "/api/v1/auth/signup", json={"email": "a@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 503, "database_unavailable")
+        assert response.headers["retry-after"].isdigit()
+
+    async def test_authenticated_route_is_503(
+        self, no_db_client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        # The token is valid (same key): only the database lookup can fail.
+        started = time.perf_counter()
+        response = await no_db_client.get("/api/v1/auth/me", headers=user.headers)
+        body = assert_problem(response, 503, "database_unavailable")
+        assert time.perf_counter() - started < 3
+        for word in ("asyncpg", "127.0.0.1", "Connect", "Errno"):
+            assert word not in json.dumps(body)
+
+
+@pytest.fixture
+async def silent_db() -> AsyncIterator[int]:
+    """A server that accepts connections and never answers (a hung or firewalled DB)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_hung_database_times_out_to_503(make_app: AppFactory, silent_db: int) -> None:
+    app = make_app(
+        DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{silent_db}/todo",
+        DB_CONNECT_TIMEOUT=0.5,
+    )
+    async with client_for(app) as client:
+        started = time.perf_counter()
+        response = await client.get("/health/ready")
+        assert_problem(response, 503, "database_unavailable")
+        response = await client.post(
+            "/api/v1/auth/signup", json={"email": "a@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 503, "database_unavailable")
+        assert time.perf_counter() - started < 5
