@@ -50,3 +50,9 @@ format: install
 
 clean:
 	rm -rf $(VENV) backend/.coverage backend/data
+
+# Load benchmark beside the perf-ref reference (backend/bench/README.md); short pass:
+# make bench BENCH_ARGS=--quick. Needs PostgreSQL on 127.0.0.1:5432; bench/run.py
+# installs wrk with apt-get when it is missing (as root) and seeds its own databases.
+bench: install
+	cd backend && $(BIN)/python -m bench.run $(BENCH_ARGS)
