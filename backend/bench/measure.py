@@ -1,0 +1,148 @@
+"""Running one point: probe, warm up, measure ours and the reference in turn."""
+
+import argparse
+import json
+import time
+
+from bench import prepare, procs, wrk
+from bench.points import STORM_LOGIN_USER, Context, Point, PointError, Req, login_req
+from bench.procs import HarnessError
+from bench.results import PointResult
+from bench.servers import Servers, settle
+
+STORM_LOGIN_CONNECTIONS = 16
+
+
+def _spec(args: argparse.Namespace, point: Point, seconds: int) -> wrk.WrkSpec:
+    cpu = 1 if point.workers == 1 else None  # whole-machine points: wrk unpinned
+    return wrk.WrkSpec(point.connections, seconds, point.wrk_timeout_s or args.wrk_timeout, cpu)
+
+
+def _target(base: str, req: Req, token: str | None) -> wrk.Target:
+    return wrk.Target(base + req.path, req.method, req.body, token if req.auth else None)
+
+
+def _probe(target: wrk.Target) -> None:
+    """One request first: a route that answers an error is reported, not benchmarked."""
+    body = None if target.body is None else json.loads(target.body)
+    status, data = procs.http_json(target.method, target.url, body, target.token, timeout=30)
+    if not 200 <= status < 300:
+        short = str(data)[:300]
+        raise PointError(f"{target.method} {target.url} answered {status}: {short}")
+
+
+def _measure(
+    args: argparse.Namespace,
+    point: Point,
+    target: wrk.Target,
+    servers: Servers,
+    idle_first: bool = True,
+) -> wrk.WrkResult:
+    if idle_first:
+        settle(servers)
+    if args.warmup and point.warmup:
+        wrk.run(target, _spec(args, point, args.warmup))
+    return wrk.run(target, _spec(args, point, args.duration))
+
+
+def run_point(
+    args: argparse.Namespace, ctx: Context, point: Point, servers: Servers, ref_secret: str
+) -> PointResult:
+    result = PointResult(
+        point.key,
+        point.label,
+        point.connections,
+        point.workers,
+        point.budget,
+        ref_label=point.ref.label if point.ref else "",
+    )
+    settle(servers)  # e.g. logins still queued for bcrypt would time the probes out
+    ours = ref = None
+    try:
+        req = point.build(ctx, point.user)
+        result.request = req.describe()
+        ours = _target(ctx.base, req, ctx.token(point.user))
+        _probe(ours)
+    except _POINT_ERRORS as exc:
+        ours, result.error = None, _describe(exc)
+        if " answered 5" in result.error:
+            result.error += f" (server log: {servers.ours_log})"
+    if point.ref is not None and servers.ref is not None and not point.storm:
+        try:
+            token = prepare.ref_token(args.ref_dir, point.ref.sub, ref_secret)
+            ref = _target(ctx.ref_base, point.ref.req, token)
+            _probe(ref)
+        except _POINT_ERRORS as exc:
+            ref = None
+            result.notes.append(f"reference: {_describe(exc)}")
+    try:
+        if point.storm and ours is not None:
+            _run_storm(args, ctx, point, ours, result, servers)
+        elif not point.storm:
+            for repeat in range(args.repeats):
+                # Alternate who goes first, so a drift of the machine hits both alike.
+                order = [("ours", ours), ("ref", ref)]
+                for name, target in order if repeat % 2 == 0 else order[::-1]:
+                    if target is not None:
+                        getattr(result, name).append(_measure(args, point, target, servers))
+    except _POINT_ERRORS as exc:
+        result.error = _describe(exc)
+    if point.connections >= 1000 or any(r.hung for r in result.ours):
+        result.alive_after = _alive(ctx)
+        if not result.alive_after:
+            result.notes.append("server did not answer /health within 5 s after the run")
+    result.rss_mb = procs.worker_peak_rss_mb(servers.ours.pid)
+    timeout = point.wrk_timeout_s or args.wrk_timeout
+    if point.budget is not None and point.budget.zero_errors and args.duration <= timeout:
+        result.notes.append(
+            f"runs of {args.duration} s can't show wrk timeouts ({timeout} s): "
+            "requests still waiting at the end are not counted; use --duration > --wrk-timeout"
+        )
+    for name in ("ours", "ref", "alone", "logins"):
+        for n, run in enumerate(getattr(result, name), 1):
+            result.notes += [f"{name} run {n}: {note}" for note in run.notes]
+    return result
+
+
+_POINT_ERRORS = (PointError, HarnessError, OSError)
+
+
+def _describe(exc: Exception) -> str:
+    return (
+        str(exc) if isinstance(exc, PointError | HarnessError) else f"{type(exc).__name__}: {exc}"
+    )
+
+
+def _run_storm(
+    args: argparse.Namespace,
+    ctx: Context,
+    point: Point,
+    ours: wrk.Target,
+    result: PointResult,
+    servers: Servers,
+) -> None:
+    """The list at c=32 alone, then while 16 connections log in continuously."""
+    login = _target(ctx.base, login_req(ctx, STORM_LOGIN_USER), None)
+    _probe(login)
+    login_spec = wrk.WrkSpec(
+        STORM_LOGIN_CONNECTIONS, args.warmup + args.duration + 2, args.wrk_timeout, cpu=1
+    )
+    for repeat in range(args.repeats):
+        for phase in ("alone", "with") if repeat % 2 == 0 else ("with", "alone"):
+            if phase == "alone":
+                result.alone.append(_measure(args, point, ours, servers))
+                continue
+            settle(servers)
+            logins = wrk.start(login, login_spec)
+            try:
+                time.sleep(1.0)  # let the logins reach a steady state first
+                result.ours.append(_measure(args, point, ours, servers, idle_first=False))
+            finally:
+                result.logins.append(wrk.collect(logins, login_spec))
+
+
+def _alive(ctx: Context) -> bool:
+    try:
+        return procs.http_json("GET", f"{ctx.base}/health", timeout=5)[0] == 200
+    except OSError:
+        return False

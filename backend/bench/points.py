@@ -1,0 +1,228 @@
+"""The benchmark points: what each one requests, as which bench user, against what budget.
+
+Reads and writes use different bench users, so the rows written by the create points
+(and the sessions written by logins) don't change what the read points read.
+"""
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from bench.prepare import SeedPlan
+from bench.procs import HOST, http_json
+from bench.results import MAX_STORM_P99_RATIO, Budget
+
+API = "/api/v1"
+CREATE_BODY = '{"title":"Buy milk","description":"2 litres","tags":["home","errand"]}'
+PATCH_BODY = '{"priority":"high"}'
+REF_CREATE_BODY = '{"title":"Buy milk","description":"2 litres"}'
+TOKEN_MAX_AGE_S = 600  # our access tokens live 15 minutes by default
+
+# bench users (numbers), one per role
+LIST_USER, FILTER_USER, SEARCH_USER, GET_USER = 1, 2, 3, 4
+LOGIN_USER, STORM_LOGIN_USER, PATCH_USER, CREATE_USER = 97, 98, 99, 100
+REF_LIST_SUB, REF_CREATE_SUB = 7, 1999  # as perf-ref/README.md
+
+
+class PointError(RuntimeError):
+    """This point cannot run (a route answers an error, nothing to pick an id from...)."""
+
+
+@dataclass(frozen=True)
+class Req:
+    path: str
+    method: str = "GET"
+    body: str | None = None
+    auth: bool = True
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}" + (f" {self.body}" if self.body else "")
+
+
+class Context:
+    """Base URLs, tokens (refreshed before they expire) and values discovered via the API."""
+
+    def __init__(self, plan: SeedPlan, port: int, ref_port: int, search_word: str | None):
+        self.plan = plan
+        self.base = f"http://{HOST}:{port}"
+        self.ref_base = f"http://{HOST}:{ref_port}"
+        self.search_word_override = search_word
+        self._tokens: dict[int, tuple[float, str]] = {}
+        self.found: dict[str, Any] = {}
+
+    def token(self, user: int) -> str:
+        cached = self._tokens.get(user)
+        if cached and time.monotonic() - cached[0] < TOKEN_MAX_AGE_S:
+            return cached[1]
+        body = {"email": self.plan.email(user), "password": self.plan.password}
+        status, data = http_json("POST", f"{self.base}{API}/auth/login", body, timeout=30)
+        if status != 200 or not isinstance(data, dict) or "access_token" not in data:
+            raise PointError(f"login as {body['email']} answered {status}: {_short(data)}")
+        self._tokens[user] = (time.monotonic(), data["access_token"])
+        return str(data["access_token"])
+
+    def get(self, path: str, user: int) -> Any:
+        status, data = http_json("GET", f"{self.base}{path}", token=self.token(user), timeout=60)
+        if status != 200:
+            raise PointError(f"GET {path} answered {status}: {_short(data)}")
+        return data
+
+    def _items(self, user: int, limit: int = 100) -> list[dict[str, Any]]:
+        data = self.get(f"{API}/tasks?limit={limit}", user)
+        items = data.get("items") if isinstance(data, dict) else None
+        if not items:
+            raise PointError(f"GET {API}/tasks as user {user} listed no task: {_short(data)}")
+        return list(items)
+
+    def task_id(self, user: int) -> str:
+        key = f"task_id:{user}"
+        if key not in self.found:
+            self.found[key] = str(self._items(user, limit=1)[0]["id"])
+        return str(self.found[key])
+
+    def tag(self, user: int) -> str:
+        """The user's most used tag (GET /tags), else the commonest on their first tasks."""
+        key = f"tag:{user}"
+        if key not in self.found:
+            status, data = http_json("GET", f"{self.base}{API}/tags", token=self.token(user))
+            if status == 200 and isinstance(data, list) and data:
+                self.found[key] = data[0]["name"]
+            else:
+                tags = Counter(t for item in self._items(user) for t in item.get("tags") or [])
+                if not tags:
+                    raise PointError(f"user {user} has no tagged task among the first 100")
+                self.found[key] = tags.most_common(1)[0][0]
+        return str(self.found[key])
+
+    def search_word(self, user: int) -> str:
+        """A word of the seeded titles: the commonest that is not in every title, so the
+        search has to filter (falls back to the commonest word at all)."""
+        key = f"search:{user}"
+        if self.search_word_override:
+            self.found[key] = self.search_word_override
+        if key not in self.found:
+            titles = [str(item.get("title", "")) for item in self._items(user)]
+            words = Counter(w for t in titles for w in {x.lower() for x in _WORD.findall(t)})
+            if not words:
+                raise PointError(f"no word of 4+ letters in user {user}'s titles: {titles[:3]}")
+            partial = [(w, n) for w, n in words.most_common() if n < len(titles)]
+            self.found[key] = (partial or words.most_common())[0][0]
+        return str(self.found[key])
+
+
+_WORD = re.compile(r"[^\W\d_]{4,}")
+
+
+def _short(data: Any) -> str:
+    return json.dumps(data)[:300] if data is not None else "(no JSON body)"
+
+
+@dataclass(frozen=True)
+class RefPoint:
+    """The reference's counterpart of a point: request, token subject, label."""
+
+    req: Req
+    sub: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Point:
+    key: str
+    label: str
+    build: Callable[[Context, int], Req]
+    user: int
+    connections: int = 64
+    workers: int = 1
+    ref: RefPoint | None = None
+    budget: Budget | None = None
+    heavy: bool = False  # skipped by --quick
+    default: bool = True  # in the default set of points
+    storm: bool = False
+    wrk_timeout_s: int | None = None  # default: --wrk-timeout
+    # A warm-up's abandoned logins stay queued for bcrypt and would eat the measured run.
+    warmup: bool = True
+
+
+def _list(_: Context, __: int) -> Req:
+    return Req(f"{API}/tasks")
+
+
+def _filtered(ctx: Context, user: int) -> Req:
+    query = urlencode(
+        [
+            ("status", "pending"),
+            ("priority", "high"),
+            ("priority", "medium"),
+            ("tags", ctx.tag(user)),
+            ("sort_by", "due_date"),
+            ("sort_direction", "asc"),
+        ]
+    )
+    return Req(f"{API}/tasks?{query}")
+
+
+def _search(ctx: Context, user: int) -> Req:
+    return Req(f"{API}/tasks?{urlencode({'search': ctx.search_word(user)})}")
+
+
+def _get_one(ctx: Context, user: int) -> Req:
+    return Req(f"{API}/tasks/{ctx.task_id(user)}")
+
+
+def _create(_: Context, __: int) -> Req:
+    return Req(f"{API}/tasks", "POST", CREATE_BODY)
+
+
+def _patch(ctx: Context, user: int) -> Req:
+    return Req(f"{API}/tasks/{ctx.task_id(user)}", "PATCH", PATCH_BODY)
+
+
+def login_req(ctx: Context, user: int) -> Req:
+    body = json.dumps({"email": ctx.plan.email(user), "password": ctx.plan.password})
+    return Req(f"{API}/auth/login", "POST", body, auth=False)
+
+
+def _health(_: Context, __: int) -> Req:
+    return Req("/health", auth=False)
+
+
+REF_LIST = RefPoint(Req("/auth/tasks"), REF_LIST_SUB, "GET /auth/tasks")
+REF_CREATE = RefPoint(
+    Req("/auth/tasks", "POST", REF_CREATE_BODY), REF_CREATE_SUB, "POST /auth/tasks"
+)
+_C1000 = Budget(zero_errors=True)
+
+POINTS = [
+    Point("list", "GET /tasks", _list, LIST_USER, ref=REF_LIST,
+          budget=Budget(min_rps=300, min_ratio=0.6, max_p99_ms=700)),
+    Point("filtered", "GET /tasks filtered", _filtered, FILTER_USER,
+          budget=Budget(min_rps=220, max_p99_ms=900)),
+    Point("search", "GET /tasks?search", _search, SEARCH_USER,
+          budget=Budget(min_rps=180, max_p99_ms=1000)),
+    Point("get_one", "GET /tasks/{id}", _get_one, GET_USER, ref=REF_LIST,
+          budget=Budget(min_rps=500, min_ratio=1.0, max_p99_ms=400)),
+    Point("create", "POST /tasks", _create, CREATE_USER, ref=REF_CREATE,
+          budget=Budget(min_rps=400, min_ratio=0.5, max_p99_ms=500)),
+    Point("patch", "PATCH /tasks/{id}", _patch, PATCH_USER,
+          budget=Budget(min_rps=400, max_p99_ms=500)),
+    # bcrypt on one CPU serves a few logins a second: 64 waiting take ~15 s each.
+    Point("login", "POST /auth/login", login_req, LOGIN_USER, wrk_timeout_s=30,
+          warmup=False),
+    Point("list_c1000", "GET /tasks", _list, LIST_USER, connections=1000, heavy=True,
+          ref=REF_LIST, budget=_C1000),
+    Point("create_c1000", "POST /tasks", _create, CREATE_USER, connections=1000, heavy=True,
+          ref=REF_CREATE, budget=_C1000),
+    Point("login_storm", "GET /tasks + logins", _list, LIST_USER, connections=32, storm=True,
+          budget=Budget(max_storm_ratio=MAX_STORM_P99_RATIO)),
+    Point("list_w2", "GET /tasks", _list, LIST_USER, workers=2, heavy=True, ref=REF_LIST),
+    Point("create_w2", "POST /tasks", _create, CREATE_USER, workers=2, heavy=True,
+          ref=REF_CREATE),
+    Point("health", "GET /health", _health, LIST_USER, default=False),
+]  # fmt: skip
+BY_KEY = {p.key: p for p in POINTS}

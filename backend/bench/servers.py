@@ -1,0 +1,92 @@
+"""Our API and the reference, started the way production runs them; stopped for sure."""
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import prepare, procs
+from bench.procs import HOST, HarnessError
+
+START_TIMEOUT_S = 60.0
+# Taken from the harness's environment; every app setting is set here or left at its default.
+PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+log = prepare.Logger()
+
+
+@dataclass
+class Servers:
+    ours: subprocess.Popen[bytes]
+    ref: subprocess.Popen[bytes] | None
+    workers: int
+    ours_log: Path
+
+
+def base_env() -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def start_servers(
+    args: argparse.Namespace, secrets_: dict[str, str], workers: int, with_ref: bool, stamp: str
+) -> Servers:
+    pin = ["taskset", "-c", "0"] if workers == 1 else []
+    flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--host", HOST]
+    if workers > 1:
+        flags += ["--workers", str(workers)]
+    for port in (args.port, args.ref_port) if with_ref else (args.port,):
+        if procs.port_in_use(port):
+            raise HarnessError(f"port {port} is already in use: stop that server or pick --port")
+    env = base_env() | {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secrets_["ours"],
+        "DATABASE_URL": args.dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+        "RATE_LIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    env |= dict(item.split("=", 1) for item in args.server_env)
+    uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
+    ours_log = args.results_dir / "logs" / f"{stamp}-ours-w{workers}.log"
+    cmd = [*pin, uvicorn, "app.main:app", *flags, "--port", str(args.port)]
+    log(f"starting ours ({workers} worker(s)): {' '.join(cmd)}")
+    ours = procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log)
+    ref = None
+    if with_ref:
+        ref_env = base_env() | {"BENCH_DSN": args.ref_dsn, "BENCH_SECRET": secrets_["ref"]}
+        ref_uvicorn = str(prepare.REF_VENV / "bin" / "uvicorn")
+        ref_cmd = [
+            *pin,
+            ref_uvicorn,
+            "refapp:app",
+            "--app-dir",
+            str(args.ref_dir),
+            *flags,
+            "--port",
+            str(args.ref_port),
+        ]
+        log(f"starting the reference: {' '.join(ref_cmd)}")
+        ref_log = args.results_dir / "logs" / f"{stamp}-ref-w{workers}.log"
+        ref = procs.spawn(ref_cmd, env=ref_env, cwd=args.ref_dir, log=ref_log)
+        procs.wait_http(f"http://{HOST}:{args.ref_port}/const", ref, ref_log, START_TIMEOUT_S)
+    procs.wait_http(f"http://{HOST}:{args.port}/health", ours, ours_log, START_TIMEOUT_S)
+    return Servers(ours, ref, workers, ours_log)
+
+
+def stop_servers(servers: Servers | None) -> None:
+    if servers is None:
+        return
+    for proc in (servers.ours, servers.ref):
+        if proc is not None:
+            procs.stop(proc)
+
+
+def settle(servers: Servers) -> None:
+    """Work left over from the previous run (requests wrk gave up on, bcrypt jobs still
+    queued) would load the next one: wait until both servers are idle."""
+    for proc in (servers.ours, servers.ref):
+        if proc is not None:
+            procs.wait_idle(proc.pid)
