@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
@@ -9,8 +10,10 @@ from sqlmodel import Field, SQLModel
 from app.core.schemas import utcnow
 
 
-def _timestamp(**kwargs: object) -> object:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+def _timestamp() -> Any:
+    """A timestamptz column defaulting to now (UTC). Typed Any like sqlmodel.Field itself,
+    so it can be assigned to a `datetime` annotation."""
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class User(SQLModel, table=True):

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
 
 from app.auth import service
 from app.auth.dependencies import AuthDep, Claims, Client, CurrentUser
@@ -20,15 +21,14 @@ from app.auth.schemas import (
     UserPublic,
     UserUpdate,
 )
-from app.auth.exceptions import InvalidCredentials
-from app.auth.passwords import MAX_LENGTH
 from app.core.db import SessionDep
 from app.core.errors import ValidationFailed
-from app.core.sanitize import forbidden_character
 from app.core.openapi import problems
+from app.core.sanitize import forbidden_character, sanitize_text
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_FORM_FIELD = {"email": "username", "password": "password"}
 
 
 def _no_store(response: Response) -> None:
@@ -45,7 +45,7 @@ def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
 
 
 @router.post(
-    "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429)
+    "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429, 503)
 )
 async def signup(
     data: SignupRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
@@ -57,7 +57,7 @@ async def signup(
     return _auth_response(issued)
 
 
-@router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429))
+@router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
 async def login(
     data: LoginRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
@@ -68,7 +68,7 @@ async def login(
     return _auth_response(issued)
 
 
-@router.post("/token", response_model=TokenResponse, responses=problems(401, 429))
+@router.post("/token", response_model=TokenResponse, responses=problems(401, 429, 503))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: SessionDep,
@@ -77,9 +77,11 @@ async def token(
     response: Response,
 ) -> TokenResponse:
     """Log in with the OAuth2 password form (used by the docs' Authorize button)."""
+    credentials = _form_credentials(form)  # before counting, as /login validates first
     await auth.limiter.hit(auth.settings.LOGIN_RATE_LIMIT, "login", client.address)
-    email, password = _form_credentials(form)
-    issued = await service.login(db, auth, email, password, client.user_agent)
+    issued = await service.login(
+        db, auth, credentials.email, credentials.password, client.user_agent
+    )
     _no_store(response)
     return TokenResponse(
         access_token=issued.access_token,
@@ -88,20 +90,28 @@ async def token(
     )
 
 
-def _form_credentials(form: OAuth2PasswordRequestForm) -> tuple[str, str]:
-    """The form bypasses JSON sanitizing: apply the same character and size rules."""
-    for field, value in (("username", form.username), ("password", form.password)):
-        if forbidden_character(value):
-            raise ValidationFailed(
-                errors=[{"field": f"body.{field}", "message": "Control characters are not allowed"}]
-            )
-    email = form.username.strip().lower()
-    if not email or len(email) > 320 or len(form.password) > 4 * MAX_LENGTH:
-        raise InvalidCredentials()
-    return email, form.password
+def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
+    """The form bypasses the JSON body middleware: apply the JSON route's rules here
+    (control characters refused, the username sanitized like any JSON string, then
+    the same validation as /login), answering 422 with the form's field names."""
+    fields = (("username", form.username), ("password", form.password))
+    errors = [
+        {"field": f"body.{name}", "message": "Control characters are not allowed"}
+        for name, value in fields
+        if forbidden_character(value)
+    ]
+    if not errors:
+        try:
+            return LoginRequest(email=sanitize_text(form.username), password=form.password)
+        except ValidationError as exc:
+            errors = [
+                {"field": f"body.{_FORM_FIELD[str(e['loc'][0])]}", "message": e["msg"]}
+                for e in exc.errors()
+            ]
+    raise ValidationFailed(errors=errors)
 
 
-@router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429))
+@router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
 async def refresh_tokens(
     data: RefreshRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
@@ -138,17 +148,15 @@ async def update_me(data: UserUpdate, db: SessionDep, user: CurrentUser) -> User
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.post("/password", status_code=204, responses=problems(401, 415, 429))
+@router.post("/password", status_code=204, responses=problems(401, 415, 429, 503))
 async def change_password(
     data: PasswordChange, db: SessionDep, auth: AuthDep, user: CurrentUser, claims: Claims
 ) -> None:
     """Change the password; every other session ends."""
-    await service.change_password(
-        db, auth, user, claims, data.current_password, data.new_password
-    )
+    await service.change_password(db, auth, user, claims, data.current_password, data.new_password)
 
 
-@router.delete("/me", status_code=204, responses=problems(401, 415, 429))
+@router.delete("/me", status_code=204, responses=problems(401, 415, 429, 503))
 async def delete_me(
     data: AccountDeletion, db: SessionDep, auth: AuthDep, user: CurrentUser
 ) -> None:
@@ -176,4 +184,3 @@ async def list_sessions(db: SessionDep, user: CurrentUser, claims: Claims) -> li
 async def revoke_session(session_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> None:
     """End one of the user's sessions."""
     await service.revoke_session(db, user, session_id)
-

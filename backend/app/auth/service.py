@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
 from app.auth.models import RefreshToken, User, UserSession
@@ -93,7 +94,7 @@ async def signup(
 
 
 async def _get_user_by_email(db: AsyncSession, email: str) -> User | None:
-    result = await db.execute(select(User).where(User.email == email))  # type: ignore[arg-type]
+    result = await db.execute(select(User).where(col(User.email) == email))
     return result.scalars().first()
 
 
@@ -117,32 +118,44 @@ async def login(
     return issued
 
 
+async def _find_refresh_token(
+    db: AsyncSession, token_hash: str
+) -> tuple[RefreshToken, UserSession, User] | None:
+    row = (
+        await db.execute(
+            select(RefreshToken, UserSession, User)
+            .join(UserSession, col(UserSession.id) == col(RefreshToken.session_id))
+            .join(User, col(User.id) == col(UserSession.user_id))
+            .where(col(RefreshToken.token_hash) == token_hash)
+        )
+    ).first()
+    return None if row is None else (row.RefreshToken, row.UserSession, row.User)
+
+
 async def refresh(
     db: AsyncSession, auth: AuthContext, raw_token: str, user_agent: str | None
 ) -> IssuedTokens:
     token_hash = hash_refresh_token(raw_token)
     now = utcnow()
-    row = (
-        await db.execute(
-            select(RefreshToken, UserSession, User)
-            .join(UserSession, UserSession.id == RefreshToken.session_id)  # type: ignore[arg-type]
-            .join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
-            .where(RefreshToken.token_hash == token_hash)  # type: ignore[arg-type]
-        )
-    ).first()
-    if row is None or as_utc(row.UserSession.expires_at) <= now:
+    found = await _find_refresh_token(db, token_hash)
+    if found is None:
         raise InvalidToken()
-    token, user_session, user = row.RefreshToken, row.UserSession, row.User
-    # Spend the token atomically: of two concurrent uses only one can win.
+    _, user_session, user = found
+    if as_utc(user_session.expires_at) <= now:
+        raise InvalidToken()
+    # Spend the token atomically: of two concurrent uses only one can win. Only the
+    # UPDATE's result says whether it was still unspent (the ORM copies the new
+    # spent_at into the loaded row, so that row cannot tell any more).
     spent = await db.execute(
         update(RefreshToken)
-        .where(RefreshToken.token_hash == token_hash, RefreshToken.spent_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .where(col(RefreshToken.token_hash) == token_hash, col(RefreshToken.spent_at).is_(None))
         .values(spent_at=now)
+        .returning(col(RefreshToken.token_hash))
     )
-    if token.spent_at is not None or spent.rowcount != 1:  # type: ignore[attr-defined]
+    if spent.first() is None:
         # A spent token presented again: it was copied. End the whole session
         # (OAuth 2.0 Security BCP, RFC 9700 §4.14.2: refresh token reuse detection).
-        await db.execute(delete(UserSession).where(UserSession.id == user_session.id))  # type: ignore[arg-type]
+        await db.execute(delete(UserSession).where(col(UserSession.id) == user_session.id))
         await db.commit()
         raise InvalidToken()
     user_session.last_used_at = now
@@ -160,12 +173,12 @@ async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
     now = utcnow()
     row = (
         await db.execute(
-            select(User, UserSession.last_used_at)
-            .join(UserSession, UserSession.user_id == User.id)  # type: ignore[arg-type]
+            select(User, col(UserSession.last_used_at))
+            .join(UserSession, col(UserSession.user_id) == col(User.id))
             .where(
-                UserSession.id == claims.session_id,  # type: ignore[arg-type]
-                User.id == claims.user_id,  # type: ignore[arg-type]
-                UserSession.expires_at > now,  # type: ignore[arg-type]
+                col(UserSession.id) == claims.session_id,
+                col(User.id) == claims.user_id,
+                col(UserSession.expires_at) > now,
             )
         )
     ).first()
@@ -175,7 +188,7 @@ async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
     if now - as_utc(row.last_used_at) > TOUCH_INTERVAL:
         await db.execute(
             update(UserSession)
-            .where(UserSession.id == claims.session_id)  # type: ignore[arg-type]
+            .where(col(UserSession.id) == claims.session_id)
             .values(last_used_at=now)
         )
         await db.commit()
@@ -183,12 +196,12 @@ async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
 
 
 async def logout(db: AsyncSession, claims: AccessClaims) -> None:
-    await db.execute(delete(UserSession).where(UserSession.id == claims.session_id))  # type: ignore[arg-type]
+    await db.execute(delete(UserSession).where(col(UserSession.id) == claims.session_id))
     await db.commit()
 
 
 async def logout_all(db: AsyncSession, user: User) -> None:
-    await db.execute(delete(UserSession).where(UserSession.user_id == user.id))  # type: ignore[arg-type]
+    await db.execute(delete(UserSession).where(col(UserSession.user_id) == user.id))
     await db.commit()
 
 
@@ -200,9 +213,7 @@ async def update_name(db: AsyncSession, user: User, name: str | None) -> User:
     return user
 
 
-async def _check_password(
-    db: AsyncSession, auth: AuthContext, user: User, password: str
-) -> None:
+async def _check_password(db: AsyncSession, auth: AuthContext, user: User, password: str) -> None:
     """Verify the caller's password (brute force limited per account, like login)."""
     await auth.limiter.check(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", user.email)
     await db.commit()  # release the connection while bcrypt runs
@@ -221,8 +232,8 @@ async def change_password(
     db.add(user)
     await db.execute(
         delete(UserSession).where(
-            UserSession.user_id == user.id,  # type: ignore[arg-type]
-            UserSession.id != claims.session_id,  # type: ignore[arg-type]
+            col(UserSession.user_id) == user.id,
+            col(UserSession.id) != claims.session_id,
         )
     )
     await db.commit()
@@ -231,26 +242,29 @@ async def change_password(
 async def delete_account(db: AsyncSession, auth: AuthContext, user: User, password: str) -> None:
     await _check_password(db, auth, user, password)
     # Foreign keys cascade: sessions, tokens and every row the user owns go with it.
-    await db.execute(delete(User).where(User.id == user.id))  # type: ignore[arg-type]
+    await db.execute(delete(User).where(col(User.id) == user.id))
     await db.commit()
 
 
 async def list_sessions(db: AsyncSession, user: User) -> list[UserSession]:
     result = await db.execute(
         select(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.expires_at > utcnow())  # type: ignore[arg-type]
-        .order_by(UserSession.created_at.desc(), UserSession.id)  # type: ignore[attr-defined]
+        .where(col(UserSession.user_id) == user.id, col(UserSession.expires_at) > utcnow())
+        .order_by(col(UserSession.created_at).desc(), col(UserSession.id))
     )
     return list(result.scalars().all())
 
 
 async def revoke_session(db: AsyncSession, user: User, session_id: uuid.UUID) -> None:
     result = await db.execute(
-        delete(UserSession).where(
-            UserSession.id == session_id,  # type: ignore[arg-type]
-            UserSession.user_id == user.id,  # type: ignore[arg-type]
+        delete(UserSession)
+        .where(
+            col(UserSession.id) == session_id,
+            col(UserSession.user_id) == user.id,
         )
+        .returning(col(UserSession.id))
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    # Another user's session is "not found" too, so session ids cannot be probed.
+    if result.first() is None:
         raise SessionNotFound()
     await db.commit()

@@ -133,11 +133,24 @@ class TokenService:
         )
         if any(claims.get(name) is None for name in _REQUIRED):
             raise TokenError("missing claim")
-        if not all(type(claims[name]) is int for name in ("iat", "exp")):
-            raise TokenError("numeric dates must be integers")  # jose coerces strings
+        if not all(_is_numeric_date(claims[name]) for name in ("iat", "exp")):
+            raise TokenError("numeric dates must be numbers")  # jose coerces strings
         if claims["typ"] != ACCESS_TYPE:
             raise TokenError("wrong token type")
-        return AccessClaims(uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims["sid"])))
+        return AccessClaims(_uuid_claim(claims["sub"]), _uuid_claim(claims["sid"]))
+
+
+def _is_numeric_date(value: object) -> bool:
+    # RFC 7519 NumericDate: a JSON number (fractions allowed); bool is an int subclass.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _uuid_claim(value: object) -> uuid.UUID:
+    """A UUID in its canonical 36-character string form. `uuid.UUID(str(value))` would
+    also take an integer of 32 digits, braces or a `urn:uuid:` prefix."""
+    if not isinstance(value, str) or len(value) != 36:
+        raise TokenError("not a UUID")
+    return uuid.UUID(value)
 
 
 def new_refresh_token() -> tuple[str, str]:
