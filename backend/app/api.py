@@ -1,15 +1,55 @@
-"""The /api/v1 router (each domain's router) and the health checks."""
+"""The API routers (/api/v1 with each domain's router, then the user-scoped
+compatibility routes) and the health checks."""
 
-from fastapi import APIRouter, Request
+import uuid
+
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.auth.dependencies import CurrentUser
 from app.auth.router import router as auth_router
-from app.core.errors import ServiceUnavailable
+from app.core.errors import Forbidden, ServiceUnavailable
 from app.core.openapi import problems
+from app.projects.router import router as projects_router
+from app.tags.router import compat_router as tags_compat_router
+from app.tags.router import router as tags_router
+from app.tasks.router import router as tasks_router
 
-api_router = APIRouter(prefix="/api/v1", responses=problems(422, 500))
-api_router.include_router(auth_router)
+# Every /api/v1 domain router is included here.
+v1_router = APIRouter(prefix="/api/v1")
+v1_router.include_router(auth_router)
+v1_router.include_router(tasks_router)
+v1_router.include_router(projects_router)
+v1_router.include_router(tags_router)
+
+
+async def require_own_user_id(user_id: str, user: CurrentUser) -> None:
+    """The older contract put the user's id in the path: it must be the caller's."""
+    try:
+        same = uuid.UUID(user_id) == user.id
+    except ValueError:
+        same = False
+    if not same:
+        raise Forbidden()
+
+
+# The same task (and tag list) handlers under the older user-scoped paths.
+compat_router = APIRouter(
+    prefix="/api/{user_id}",
+    tags=["compat"],
+    deprecated=True,
+    dependencies=[Depends(require_own_user_id)],
+    responses=problems(403),
+)
+compat_router.include_router(tasks_router)
+compat_router.include_router(tags_compat_router)
+
+# The router main.py mounts. /api/v1 is registered first, so that /api/{user_id}/...
+# never captures "v1" as a user id (see PITFALLS: route order).
+api_router = APIRouter(responses=problems(422, 500))
+api_router.include_router(v1_router)
+api_router.include_router(compat_router)
 
 health_router = APIRouter(tags=["health"])
 

@@ -3,5 +3,18 @@
 
 from app.auth.models import RefreshToken, User, UserSession
 from app.core.db import metadata
+from app.projects.models import Project
+from app.tags.models import Tag, TaskTag
+from app.tasks.models import IdempotencyKey, Task
 
-__all__ = ["RefreshToken", "User", "UserSession", "metadata"]
+__all__ = [
+    "IdempotencyKey",
+    "Project",
+    "RefreshToken",
+    "Tag",
+    "Task",
+    "TaskTag",
+    "User",
+    "UserSession",
+    "metadata",
+]

@@ -1,0 +1,108 @@
+"""Task tables: tasks, and the idempotency keys of task creation."""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Index, SmallInteger, Text, text
+from sqlmodel import Field, SQLModel
+
+from app.core.schemas import utcnow
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# Stored as a rank, so sorting by priority is sorting by a small integer (high > low).
+PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
+PRIORITY_BY_RANK = {rank: priority for priority, rank in PRIORITY_RANK.items()}
+
+# Joins title and description in `search_text`. Requests can never contain it (C0
+# controls are refused), so a search can never match across the two fields.
+SEARCH_SEPARATOR = "\x1f"
+
+
+def search_text(title: str, description: str | None) -> str:
+    return f"{title}{SEARCH_SEPARATOR}{description or ''}".casefold()
+
+
+class Task(SQLModel, table=True):
+    """A user's task.
+
+    Two derived columns are written with every change of title or description, by the
+    service, from Python's Unicode `casefold()` (SQLite's lower() folds ASCII only):
+    `title_key` sorts titles ignoring case; `search_text` is what `search` matches, a
+    substring match (LIKE) served on PostgreSQL by a pg_trgm GIN index, on SQLite by a
+    scan of the user's rows.
+    """
+
+    __tablename__ = "task"
+    __table_args__ = (
+        # Owner + each sort column (+ id, the tie-breaker): a page is an index range.
+        Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_task_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_task_user_id_title_key_id", "user_id", "title_key", "id"),
+        Index("ix_task_user_id_due_date_id", "user_id", "due_date", "id"),
+        Index("ix_task_user_id_priority_id", "user_id", "priority", "id"),
+        # Owner + status, in the default order.
+        Index(
+            "ix_task_user_id_completed_created_at_id", "user_id", "completed", "created_at", "id"
+        ),
+        # A project's tasks (filters, counts, ON DELETE SET NULL) and, as `IS NULL` is
+        # an index condition, a user's tasks without a project.
+        Index("ix_task_project_id_user_id", "project_id", "user_id"),
+        # PostgreSQL only (the migration creates them there):
+        # due dates sort nulls last in both directions; the backward scan of the
+        # ascending index would put them first, so descending has its own index.
+        Index(
+            "ix_task_user_id_due_date_desc",
+            "user_id",
+            text("due_date DESC NULLS LAST"),
+            text("id DESC"),
+        ).ddl_if(dialect="postgresql"),
+        # Substring search: pg_trgm trigrams of `search_text`, with the owner in the
+        # same GIN index (btree_gin), so a search reads one user's matches rather
+        # than every user's and then filters.
+        Index(
+            "ix_task_user_id_search_text_trgm",
+            "user_id",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", ondelete="CASCADE")
+    project_id: uuid.UUID | None = Field(
+        default=None, foreign_key="project.id", ondelete="SET NULL"
+    )
+    title: str = Field(max_length=200)
+    title_key: str = Field(sa_type=Text)
+    description: str | None = Field(default=None, max_length=1000)
+    search_text: str = Field(sa_type=Text)
+    completed: bool = False
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    priority: int = Field(default=PRIORITY_RANK[Priority.MEDIUM], sa_type=SmallInteger)
+    due_date: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    version: int = 1
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first response to a POST /tasks with an `Idempotency-Key`, replayed to the
+    same user's retries for 24 hours. The row is inserted before the task, in the same
+    transaction, so a concurrent retry waits for it (PostgreSQL) and then replays."""
+
+    __tablename__ = "idempotency_key"
+
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", ondelete="CASCADE", primary_key=True)
+    key: str = Field(max_length=255, primary_key=True)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = None
+    response_body: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -1,0 +1,224 @@
+"""Task request and response bodies, the list's query parameters, and If-Match."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+)
+
+from app.core.sanitize import forbidden_character
+from app.core.schemas import InputModel, PlainText, Timestamp, TrimmedText, as_utc
+from app.tags.schemas import TagName
+from app.tasks.models import PRIORITY_BY_RANK, Priority
+
+MAX_TAGS = 20
+# Far beyond any real list; keeps the value inside a 64-bit integer for the database.
+MAX_OFFSET = 10_000_000
+
+Title = Annotated[TrimmedText, Field(min_length=1, max_length=200)]
+Description = Annotated[PlainText, Field(max_length=1000)]
+TagList = Annotated[list[TagName], Field(max_length=MAX_TAGS)]
+
+
+class TaskCreate(InputModel):
+    """The body of POST and PUT (where omitted fields return to these defaults)."""
+
+    title: Title
+    description: Description | None = None
+    priority: Priority = Priority.MEDIUM
+    due_date: date | None = None
+    project_id: uuid.UUID | None = None
+    tags: TagList = Field(default_factory=list)
+
+
+class TaskUpdate(InputModel):
+    """PATCH: omitted fields stay; an explicit `null` clears description, due_date or
+    project_id; `tags` replaces the whole set; `completed` works as in /complete."""
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+    due_date: date | None = None
+    project_id: uuid.UUID | None = None
+    tags: TagList | None = None
+    completed: StrictBool | None = None
+
+    @field_validator("title", "priority", "tags", "completed")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("This field cannot be null")
+        return value
+
+
+class TaskCompletion(InputModel):
+    """`completed` sets the state; an empty body (or `{}`) toggles it."""
+
+    completed: StrictBool | None = None
+
+
+class TaskPublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: Timestamp | None
+    priority: Priority
+    due_date: date | None
+    project_id: uuid.UUID | None
+    tags: list[str]
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int = Field(description="Grows on every change; the ETag is this number, quoted")
+
+    @classmethod
+    def from_task(cls, task: Any, tags: list[str]) -> "TaskPublic":
+        """From a `Task`, or a row with the same column names (the list reads rows)."""
+        return cls(
+            id=task.id,
+            title=task.title,
+            description=task.description,
+            completed=task.completed,
+            completed_at=task.completed_at,
+            priority=PRIORITY_BY_RANK[task.priority],
+            due_date=task.due_date,
+            project_id=task.project_id,
+            tags=tags,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            version=task.version,
+        )
+
+
+class TaskList(BaseModel):
+    items: list[TaskPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskStatus(StrEnum):
+    ALL = "all"
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class SortBy(StrEnum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    TITLE = "title"
+    DUE_DATE = "due_date"
+    PRIORITY = "priority"
+
+
+class SortDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def _project_filter(value: Any) -> uuid.UUID | Literal["none"]:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        if value == "none":
+            return "none"
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValueError("Must be a project id (UUID) or `none`")
+
+
+ProjectFilter = Annotated[
+    uuid.UUID | Literal["none"],
+    PlainValidator(_project_filter),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "uuid"}, {"const": "none"}]}),
+]
+
+
+def _no_control_characters(value: str) -> str:
+    if forbidden_character(value):
+        raise ValueError("Control characters and unpaired surrogates are not allowed")
+    return value
+
+
+def _utc_timestamp(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC; out-of-range conversions are a 422, not a 500."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("Timestamp out of range") from None
+
+
+class TaskQuery(BaseModel):
+    """GET /tasks query parameters, all combinable; unknown ones are ignored."""
+
+    status: TaskStatus = TaskStatus.ALL
+    priority: list[Priority] = Field(default_factory=list, description="Repeatable")
+    tags: list[TagName] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="Repeatable; a task must carry all"
+    )
+    tags_brackets: list[TagName] = Field(
+        default_factory=list, alias="tags[]", max_length=MAX_TAGS, description="Same as `tags`"
+    )
+    project_id: ProjectFilter | None = Field(
+        default=None, description="A project id, or `none` for tasks without a project"
+    )
+    search: Annotated[str, Field(max_length=200), AfterValidator(_no_control_characters)] | None = (
+        Field(
+            default=None,
+            description="Case-insensitive substring of title or description (`%` and `_` are literal)",
+        )
+    )
+    due_before: date | None = Field(default=None, description="Due on or before this date")
+    due_after: date | None = Field(default=None, description="Due on or after this date")
+    updated_since: Annotated[datetime, AfterValidator(_utc_timestamp)] | None = Field(
+        default=None, description="Changed at or after this timestamp"
+    )
+    sort_by: SortBy = SortBy.CREATED_AT
+    sort_direction: SortDirection = SortDirection.DESC
+    limit: int = Field(default=50, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [*self.tags, *self.tags_brackets]
+
+
+_ENTITY_TAG = re.compile(r'^\s*(?:"(\d{1,18})"|(\d{1,18}))\s*$')
+
+
+@dataclass(frozen=True, slots=True)
+class IfMatch:
+    """A parsed If-Match header: `*`, or the versions it names."""
+
+    any: bool
+    versions: frozenset[int]
+
+    def matches(self, version: int) -> bool:
+        return self.any or version in self.versions
+
+    @classmethod
+    def parse(cls, header: str) -> "IfMatch":
+        """`"3"` (or a list `"3", "4"`) names versions, `*` matches any. A weak tag
+        (`W/"3"`) never matches (If-Match compares strongly, RFC 9110 §13.1.1) and
+        neither does anything malformed: both are answered 412. A bare `3` is accepted."""
+        if header.strip() == "*":
+            return cls(any=True, versions=frozenset())
+        versions = set()
+        for part in header.split(","):
+            match = _ENTITY_TAG.match(part)
+            if match:
+                versions.add(int(match.group(1) or match.group(2)))
+        return cls(any=False, versions=frozenset(versions))

@@ -1,0 +1,1 @@
+"""Load benchmarks and data seeding (see bench/README.md)."""
