@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.auth.router import router as auth_router
 from app.core.errors import Forbidden, ServiceUnavailable
 from app.core.openapi import problems
@@ -24,7 +24,7 @@ v1_router.include_router(projects_router)
 v1_router.include_router(tags_router)
 
 
-async def require_own_user_id(user_id: str, user: CurrentUser) -> None:
+async def require_own_user_id(user_id: str, user: CurrentPrincipal) -> None:
     """The older contract put the user's id in the path: it must be the caller's."""
     try:
         same = uuid.UUID(user_id) == user.id

@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import api_router, health_router
-from app.auth.service import AuthContext
+from app.auth.revocations import SessionCache
+from app.auth.service import TOUCH_INTERVAL, AuthContext
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.handlers import register_handlers
@@ -34,11 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings)
     hasher = PasswordHasher(settings.BCRYPT_ROUNDS, settings.PASSWORD_HASH_THREADS)
     limiter = RateLimiter(settings)
+    sessions = SessionCache(settings.DATABASE_URL, ttl=TOUCH_INTERVAL.total_seconds())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("starting", extra={"environment": settings.ENVIRONMENT.value})
+        sessions.start()
         yield
+        await sessions.stop()
         hasher.close()
         await engine.dispose()
 
@@ -51,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter)
+    app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter, sessions)
 
     register_handlers(app)
     app.include_router(health_router)

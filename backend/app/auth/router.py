@@ -123,15 +123,15 @@ async def refresh_tokens(
 
 
 @router.post("/logout", status_code=204, responses=problems(401))
-async def logout(db: SessionDep, claims: Claims, _: CurrentUser) -> None:
+async def logout(db: SessionDep, auth: AuthDep, claims: Claims, _: CurrentUser) -> None:
     """End this session: its access and refresh tokens stop working at once."""
-    await service.logout(db, claims)
+    await service.logout(db, auth, claims)
 
 
 @router.post("/logout-all", status_code=204, responses=problems(401))
-async def logout_all(db: SessionDep, user: CurrentUser) -> None:
+async def logout_all(db: SessionDep, auth: AuthDep, user: CurrentUser) -> None:
     """End every session of the user."""
-    await service.logout_all(db, user)
+    await service.logout_all(db, auth, user)
 
 
 @router.get("/me", response_model=UserPublic, responses=problems(401))
@@ -181,6 +181,8 @@ async def list_sessions(db: SessionDep, user: CurrentUser, claims: Claims) -> li
 
 
 @router.delete("/sessions/{session_id}", status_code=204, responses=problems(401, 404))
-async def revoke_session(session_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> None:
+async def revoke_session(
+    session_id: uuid.UUID, db: SessionDep, auth: AuthDep, user: CurrentUser
+) -> None:
     """End one of the user's sessions."""
-    await service.revoke_session(db, user, session_id)
+    await service.revoke_session(db, auth, user, session_id)

@@ -2,7 +2,8 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlmodel import col
 
 from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
 from app.auth.models import RefreshToken, User, UserSession
+from app.auth.revocations import SessionCache
 from app.auth.schemas import SignupRequest
 from app.core.config import Settings
 from app.core.ratelimit import RateLimiter
@@ -35,6 +37,7 @@ class AuthContext:
     hasher: PasswordHasher
     tokens: TokenService
     limiter: RateLimiter
+    sessions: SessionCache
 
 
 @dataclass(slots=True)
@@ -157,6 +160,7 @@ async def refresh(
         # (OAuth 2.0 Security BCP, RFC 9700 §4.14.2: refresh token reuse detection).
         await db.execute(delete(UserSession).where(col(UserSession.id) == user_session.id))
         await db.commit()
+        auth.sessions.forget(user_session.id)
         raise InvalidToken()
     user_session.last_used_at = now
     user_session.expires_at = now + timedelta(days=auth.settings.REFRESH_TOKEN_EXPIRE_DAYS)
@@ -170,11 +174,24 @@ async def refresh(
 
 async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
     """The per-request check: one statement loads the user through a live session."""
+    row = await _live_session(db, claims, User)
+    user: User = row.User
+    return user
+
+
+async def check_session(db: AsyncSession, claims: AccessClaims) -> datetime:
+    """The same check without loading the user; returns when the session expires."""
+    row = await _live_session(db, claims, col(UserSession.expires_at))
+    return as_utc(row.expires_at)
+
+
+async def _live_session(db: AsyncSession, claims: AccessClaims, *columns: Any) -> Any:
     now = utcnow()
     row = (
         await db.execute(
-            select(User, col(UserSession.last_used_at))
-            .join(UserSession, col(UserSession.user_id) == col(User.id))
+            select(*columns, col(UserSession.last_used_at))
+            .select_from(UserSession)
+            .join(User, col(UserSession.user_id) == col(User.id))
             .where(
                 col(UserSession.id) == claims.session_id,
                 col(User.id) == claims.user_id,
@@ -184,7 +201,6 @@ async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
     ).first()
     if row is None:
         raise InvalidToken()
-    user: User = row.User
     if now - as_utc(row.last_used_at) > TOUCH_INTERVAL:
         await db.execute(
             update(UserSession)
@@ -192,17 +208,19 @@ async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
             .values(last_used_at=now)
         )
         await db.commit()
-    return user
+    return row
 
 
-async def logout(db: AsyncSession, claims: AccessClaims) -> None:
+async def logout(db: AsyncSession, auth: AuthContext, claims: AccessClaims) -> None:
     await db.execute(delete(UserSession).where(col(UserSession.id) == claims.session_id))
     await db.commit()
+    auth.sessions.forget(claims.session_id)
 
 
-async def logout_all(db: AsyncSession, user: User) -> None:
+async def logout_all(db: AsyncSession, auth: AuthContext, user: User) -> None:
     await db.execute(delete(UserSession).where(col(UserSession.user_id) == user.id))
     await db.commit()
+    auth.sessions.forget_user(user.id)
 
 
 async def update_name(db: AsyncSession, user: User, name: str | None) -> User:
@@ -237,6 +255,7 @@ async def change_password(
         )
     )
     await db.commit()
+    auth.sessions.forget_user(user.id)
 
 
 async def delete_account(db: AsyncSession, auth: AuthContext, user: User, password: str) -> None:
@@ -244,6 +263,7 @@ async def delete_account(db: AsyncSession, auth: AuthContext, user: User, passwo
     # Foreign keys cascade: sessions, tokens and every row the user owns go with it.
     await db.execute(delete(User).where(col(User.id) == user.id))
     await db.commit()
+    auth.sessions.forget_user(user.id)
 
 
 async def list_sessions(db: AsyncSession, user: User) -> list[UserSession]:
@@ -255,7 +275,9 @@ async def list_sessions(db: AsyncSession, user: User) -> list[UserSession]:
     return list(result.scalars().all())
 
 
-async def revoke_session(db: AsyncSession, user: User, session_id: uuid.UUID) -> None:
+async def revoke_session(
+    db: AsyncSession, auth: AuthContext, user: User, session_id: uuid.UUID
+) -> None:
     result = await db.execute(
         delete(UserSession)
         .where(
@@ -268,3 +290,4 @@ async def revoke_session(db: AsyncSession, user: User, session_id: uuid.UUID) ->
     if result.first() is None:
         raise SessionNotFound()
     await db.commit()
+    auth.sessions.forget(session_id)

@@ -5,13 +5,15 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.core.db import SessionDep
 from app.projects import service
 from app.projects.models import Project
 
 
-async def get_owned_project(project_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> Project:
+async def get_owned_project(
+    project_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal
+) -> Project:
     return await service.get_owned_project(db, user.id, project_id)
 
 

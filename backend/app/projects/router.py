@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.openapi import problems
 from app.projects import service
@@ -19,7 +19,7 @@ MAX_OFFSET = 10_000_000
 
 @router.post("", status_code=201, response_model=ProjectPublic, responses=problems(401, 409, 415))
 async def create_project(
-    data: ProjectCreate, db: SessionDep, user: CurrentUser, response: Response
+    data: ProjectCreate, db: SessionDep, user: CurrentPrincipal, response: Response
 ) -> ProjectPublic:
     """Create a project (names are unique per user, ignoring case)."""
     project = await service.create_project(db, user.id, data)
@@ -30,7 +30,7 @@ async def create_project(
 @router.get("", response_model=ProjectList, responses=problems(401))
 async def list_projects(
     db: SessionDep,
-    user: CurrentUser,
+    user: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ProjectList:

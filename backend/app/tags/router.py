@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.openapi import problems
 from app.tags import service
@@ -25,7 +25,7 @@ PrefixQuery = Annotated[
 
 @router.get("", response_model=list[TagPublic], responses=problems(401))
 async def list_tags(
-    db: SessionDep, user: CurrentUser, prefix: PrefixQuery = None
+    db: SessionDep, user: CurrentPrincipal, prefix: PrefixQuery = None
 ) -> list[TagPublic]:
     """List the user's tags with usage counts, most used first, then by name."""
     return await service.list_tags(db, user.id, prefix)

@@ -6,18 +6,18 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.core.db import SessionDep
 from app.tasks import service
 from app.tasks.schemas import IfMatch
 from app.tasks.service import TaskView
 
 
-async def get_owned_task(task_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> TaskView:
+async def get_owned_task(task_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal) -> TaskView:
     return await service.get_owned_task(db, user.id, task_id)
 
 
-async def get_locked_task(task_id: uuid.UUID, db: SessionDep, user: CurrentUser) -> TaskView:
+async def get_locked_task(task_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal) -> TaskView:
     """For writes: the row stays locked until the use case commits (PostgreSQL)."""
     return await service.get_owned_task(db, user.id, task_id, for_update=True)
 

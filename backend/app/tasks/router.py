@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentPrincipal
 from app.core.db import SessionDep
 from app.core.openapi import problems
 from app.tasks import queries, service
@@ -31,7 +31,7 @@ def _etag(response: Response, task: TaskPublic) -> TaskPublic:
 async def create_task(
     data: TaskCreate,
     db: SessionDep,
-    user: CurrentUser,
+    user: CurrentPrincipal,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TaskPublic:
@@ -45,7 +45,7 @@ async def create_task(
 
 @router.get("", response_model=TaskList, responses=problems(401))
 async def list_tasks(
-    query: Annotated[TaskQuery, Query()], db: SessionDep, user: CurrentUser
+    query: Annotated[TaskQuery, Query()], db: SessionDep, user: CurrentPrincipal
 ) -> TaskList:
     """List the user's tasks: filter, search, sort and paginate."""
     return await queries.list_tasks(db, user.id, query)
