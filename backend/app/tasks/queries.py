@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.tags import service as tags_service
+from app.tasks import json_page
 from app.tasks.models import PRIORITY_RANK, Task
 from app.tasks.schemas import SortBy, SortDirection, TaskList, TaskPublic, TaskQuery, TaskStatus
 
@@ -104,3 +105,22 @@ async def list_tasks(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> 
         count = int(await db.scalar(_count(conditions)) or 0) if query.offset else 0
     items = [TaskPublic.from_task(row, tags_service.decode_names(row.tag_names)) for row in rows]
     return TaskList(items=items, total=count, limit=query.limit, offset=query.offset)
+
+
+async def list_tasks_json(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> bytes:
+    """The list as a JSON body: rendered by PostgreSQL itself (see json_page.py), or
+    from the `TaskList` model on other databases."""
+    if db.get_bind().dialect.name != "postgresql":
+        return (await list_tasks(db, user_id, query)).model_dump_json().encode()
+    conditions = _filters(user_id, query)
+    page = (
+        select(*PUBLIC_COLUMNS)
+        .where(*conditions)
+        .order_by(*_order(query))
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    total = _count(conditions).scalar_subquery()
+    statement = json_page.page_statement(page, SORT_COLUMNS[query.sort_by], total, query)
+    body: str = (await db.execute(statement)).scalar_one()
+    return body.encode()

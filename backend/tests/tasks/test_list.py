@@ -324,3 +324,44 @@ class TestListTasks:
 
     async def test_needs_authentication(self, client) -> None:
         assert (await client.get(TASKS)).status_code == 401
+
+
+class TestListItemsMatchSingleTasks:
+    """On PostgreSQL the list body is rendered by the database (app/tasks/json_page.py),
+    elsewhere by the TaskList model: either way each item must be byte-for-byte the
+    same JSON value as GET /tasks/{id} returns."""
+
+    async def test_every_field_renders_like_get_one(
+        self, client, user: UserHandle, task_factory: TaskFactory, project_factory: TaskFactory
+    ) -> None:
+        project = await project_factory(name="Home")
+        full = await task_factory(
+            title='Ünïcode "quoted" \\ back\tslash',
+            description="line one\nline two & <three>",
+            priority="high",
+            due_date="2026-02-28",
+            project_id=project["id"],
+            tags=["zeta", "Alpha", "ßtraße", "mIxEd"],
+        )
+        await client.patch(
+            f"{TASKS}/{full['id']}/complete", json={"completed": True}, headers=user.headers
+        )
+        await task_factory(title="bare")
+        listed = await client.get(TASKS, headers=user.headers)
+        assert listed.status_code == 200
+        body = listed.json()
+        assert set(body) == {"items", "total", "limit", "offset"}
+        assert (body["total"], body["limit"], body["offset"]) == (2, 50, 0)
+        for item in body["items"]:
+            one = await client.get(f"{TASKS}/{item['id']}", headers=user.headers)
+            assert item == one.json()
+        first = next(i for i in body["items"] if i["id"] == full["id"])
+        assert first["completed_at"].endswith("Z") and len(first["completed_at"]) == 27
+        assert first["tags"] == sorted(first["tags"], key=str.casefold)
+
+    async def test_an_empty_page_still_carries_the_total(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        await task_factory()
+        response = await client.get(TASKS, params={"offset": 10}, headers=user.headers)
+        assert response.json() == {"items": [], "total": 1, "limit": 50, "offset": 10}

@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from tests.conftest import UserHandle
+from tests.conftest import UserHandle, is_postgres
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import TASKS
 
@@ -54,4 +54,6 @@ class TestListQueryCount:
         with statements(app) as seen:
             response = await client.get(TASKS, params={"offset": 5}, headers=user.headers)
         assert response.json()["total"] == 1
-        assert len(seen) == 3  # session check, the empty page, the count
+        # PostgreSQL renders page and total in one statement even past the end; other
+        # databases need the count on its own then.
+        assert len(seen) == (2 if is_postgres() else 3)
