@@ -89,4 +89,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the session closes (and its connection returns to the pool) as
+# soon as the route returns, not after the response has been sent.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -157,15 +157,21 @@ def decode_names(value: Any) -> list[str]:
     return sort_names(orjson.loads(value) if isinstance(value, str) else value)
 
 
-def tasks_with_all_tags(user_id: uuid.UUID, names: Sequence[str]) -> Select[uuid.UUID]:
-    """Ids of the user's tasks that carry every one of these tags (for list filters)."""
-    keys = sorted({tag_key(name) for name in names})
+def tag_keys(names: Sequence[str]) -> list[str]:
+    """The distinct keys of these tag names, as `tasks_with_all_tags` expects them."""
+    return sorted({tag_key(name) for name in names})
+
+
+def tasks_with_all_tags(user_id: Any, keys: Any, key_count: Any) -> Select[uuid.UUID]:
+    """Ids of the user's tasks that carry every one of these tags (for list filters).
+    Takes expressions (bound parameters), so one statement serves any tag list:
+    `keys` from `tag_keys()` (an expanding parameter) and their number."""
     return (
         select(col(TaskTag.task_id))
         .join(Tag, col(Tag.id) == col(TaskTag.tag_id))
         .where(col(Tag.user_id) == user_id, col(Tag.name_key).in_(keys))
         .group_by(col(TaskTag.task_id))
-        .having(func.count() == len(keys))
+        .having(func.count() == key_count)
     )
 
 

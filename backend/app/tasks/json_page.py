@@ -10,14 +10,24 @@ test against this path on PostgreSQL and against the pydantic path on SQLite.
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, case, cast, func, literal, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import col
 
 from app.tags.models import Tag, TaskTag
 from app.tasks.models import PRIORITY_BY_RANK
-from app.tasks.schemas import SortBy, SortDirection, TaskQuery
+from app.tasks.schemas import SortBy, SortDirection
 
 _EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
 
@@ -59,25 +69,27 @@ def _item(page: Subquery) -> ColumnElement[Any]:
     )  # fmt: skip
 
 
-def _page_order(page: Subquery, query: TaskQuery) -> list[Any]:
+def _page_order(page: Subquery, sort_by: SortBy, direction: SortDirection) -> list[Any]:
     """The list's order again, on the page's columns, for json_agg."""
-    descending = query.sort_direction is SortDirection.DESC
+    descending = direction is SortDirection.DESC
     key = page.c.sort_key.desc() if descending else page.c.sort_key.asc()
-    if query.sort_by is SortBy.DUE_DATE:
+    if sort_by is SortBy.DUE_DATE:
         key = key.nulls_last()
     return [key, page.c.id.desc() if descending else page.c.id.asc()]
 
 
-def page_statement(page_select: Any, sort_column: Any, total: Any, query: TaskQuery) -> Any:
-    """`{items, total, limit, offset}` as text, from the page select of queries.py."""
+def page_statement(
+    page_select: Any, sort_column: Any, total: Any, sort_by: SortBy, direction: SortDirection
+) -> Any:
+    """`{items, total, limit, offset}` as text, from the page select of queries.py
+    (whose `limit` and `offset` bound parameters are echoed in the body)."""
     page = page_select.add_columns(sort_column.label("sort_key")).subquery("page")
-    items = select(
-        func.json_agg(aggregate_order_by(_item(page), *_page_order(page, query)))
-    ).scalar_subquery()
+    order = _page_order(page, sort_by, direction)
+    items = select(func.json_agg(aggregate_order_by(_item(page), *order))).scalar_subquery()
     body = func.json_build_object(
         "items", func.coalesce(items, _EMPTY),
         "total", total,
-        "limit", literal(query.limit),
-        "offset", literal(query.offset),
+        "limit", bindparam("limit", type_=Integer),
+        "offset", bindparam("offset", type_=Integer),
     )  # fmt: skip
     return select(cast(body, Text))

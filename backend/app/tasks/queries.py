@@ -1,10 +1,18 @@
 """GET /tasks: filters, sorting and one page with its tags and total, in one statement
-whatever the filters."""
+whatever the filters.
+
+Building a SQLAlchemy statement costs more CPU than PostgreSQL spends running it (a
+few hundred expression objects per request), so the statement is built once per
+*shape* of query (which filters are present, the sort) with bound parameters for
+every value, memoized, and executed with this request's values.
+"""
 
 import uuid
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, func, select
+from sqlalchemy import ColumnElement, Select, UnaryExpression, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,50 +31,6 @@ SORT_COLUMNS: dict[SortBy, Any] = {
     SortBy.PRIORITY: col(Task.priority),
 }
 
-
-def _filters(user_id: uuid.UUID, query: TaskQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [col(Task.user_id) == user_id]
-    if query.status is not TaskStatus.ALL:
-        # `= true/false`, not `IS`: only the former can use the (user, status) index.
-        conditions.append(col(Task.completed) == (query.status is TaskStatus.COMPLETED))
-    if query.priority:
-        conditions.append(col(Task.priority).in_({PRIORITY_RANK[p] for p in query.priority}))
-    if query.tag_names:
-        tagged = tags_service.tasks_with_all_tags(user_id, query.tag_names)
-        conditions.append(col(Task.id).in_(tagged))
-    if query.project_id == "none":
-        conditions.append(col(Task.project_id).is_(None))
-    elif query.project_id is not None:
-        conditions.append(col(Task.project_id) == query.project_id)
-    if query.search:
-        # Matched against the casefolded copy; autoescape makes % and _ literal.
-        term = query.search.casefold()
-        conditions.append(col(Task.search_text).contains(term, autoescape=True))
-    if query.due_before is not None:
-        conditions.append(col(Task.due_date) <= query.due_before)
-    if query.due_after is not None:
-        conditions.append(col(Task.due_date) >= query.due_after)
-    if query.updated_since is not None:
-        conditions.append(col(Task.updated_at) >= query.updated_since)
-    return conditions
-
-
-def _order(query: TaskQuery) -> list[UnaryExpression[Any]]:
-    """The sort column then id, both in the requested direction, so equal keys keep
-    one order and pages never repeat or skip. Tasks without a due date come last in
-    either direction."""
-    column = SORT_COLUMNS[query.sort_by]
-    descending = query.sort_direction is SortDirection.DESC
-    key = column.desc() if descending else column.asc()
-    if query.sort_by is SortBy.DUE_DATE:
-        key = key.nulls_last()
-    return [key, col(Task.id).desc() if descending else col(Task.id).asc()]
-
-
-def _count(conditions: list[ColumnElement[bool]]) -> Select[int]:
-    return select(func.count()).select_from(Task).where(*conditions)
-
-
 # What a task's JSON needs, and no more (search_text can be long).
 PUBLIC_COLUMNS = (
     col(Task.id),
@@ -82,27 +46,151 @@ PUBLIC_COLUMNS = (
     col(Task.version),
 )
 
+LIKE_ESCAPE = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Everything that changes the statement's text (values are parameters)."""
+
+    status: TaskStatus
+    priority: bool
+    tags: bool
+    project: str | None  # "none", "id" or None
+    search: bool
+    due_before: bool
+    due_after: bool
+    updated_since: bool
+    sort_by: SortBy
+    sort_direction: SortDirection
+
+    @classmethod
+    def of(cls, query: TaskQuery) -> "Shape":
+        project = (
+            None if query.project_id is None else "none" if query.project_id == "none" else "id"
+        )
+        return cls(
+            query.status,
+            bool(query.priority),
+            bool(query.tag_names),
+            project,
+            bool(query.search),
+            query.due_before is not None,
+            query.due_after is not None,
+            query.updated_since is not None,
+            query.sort_by,
+            query.sort_direction,
+        )
+
+
+def _like_pattern(term: str) -> str:
+    """A substring pattern in which `%`, `_` and the escape character are literal."""
+    for char in (LIKE_ESCAPE, "%", "_"):
+        term = term.replace(char, LIKE_ESCAPE + char)
+    return f"%{term}%"
+
+
+def parameters(query: TaskQuery, user_id: uuid.UUID) -> dict[str, Any]:
+    """This request's values for the statement of its shape."""
+    keys = tags_service.tag_keys(query.tag_names)
+    return {
+        "user_id": user_id,
+        "priorities": sorted({PRIORITY_RANK[p] for p in query.priority}),
+        "tag_keys": keys,
+        "tag_count": len(keys),
+        "project_id": query.project_id if query.project_id != "none" else None,
+        # Matched against the casefolded copy of title and description.
+        "search": _like_pattern(query.search.casefold()) if query.search else None,
+        "due_before": query.due_before,
+        "due_after": query.due_after,
+        "updated_since": query.updated_since,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+def _filters(shape: Shape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [col(Task.user_id) == bindparam("user_id")]
+    if shape.status is not TaskStatus.ALL:
+        # `= true/false`, not `IS`: only the former can use the (user, status) index.
+        conditions.append(col(Task.completed) == (shape.status is TaskStatus.COMPLETED))
+    if shape.priority:
+        conditions.append(col(Task.priority).in_(bindparam("priorities", expanding=True)))
+    if shape.tags:
+        tagged = tags_service.tasks_with_all_tags(
+            bindparam("user_id"), bindparam("tag_keys", expanding=True), bindparam("tag_count")
+        )
+        conditions.append(col(Task.id).in_(tagged))
+    if shape.project == "none":
+        conditions.append(col(Task.project_id).is_(None))
+    elif shape.project == "id":
+        conditions.append(col(Task.project_id) == bindparam("project_id"))
+    if shape.search:
+        conditions.append(col(Task.search_text).like(bindparam("search"), escape=LIKE_ESCAPE))
+    if shape.due_before:
+        conditions.append(col(Task.due_date) <= bindparam("due_before"))
+    if shape.due_after:
+        conditions.append(col(Task.due_date) >= bindparam("due_after"))
+    if shape.updated_since:
+        conditions.append(col(Task.updated_at) >= bindparam("updated_since"))
+    return conditions
+
+
+def _order(shape: Shape) -> list[UnaryExpression[Any]]:
+    """The sort column then id, both in the requested direction, so equal keys keep
+    one order and pages never repeat or skip. Tasks without a due date come last in
+    either direction."""
+    column = SORT_COLUMNS[shape.sort_by]
+    descending = shape.sort_direction is SortDirection.DESC
+    key = column.desc() if descending else column.asc()
+    if shape.sort_by is SortBy.DUE_DATE:
+        key = key.nulls_last()
+    return [key, col(Task.id).desc() if descending else col(Task.id).asc()]
+
+
+def _count(shape: Shape) -> Select[int]:
+    return select(func.count()).select_from(Task).where(*_filters(shape))
+
+
+def _page(shape: Shape, *extra: Any) -> Any:
+    return (
+        select(*PUBLIC_COLUMNS, *extra)
+        .where(*_filters(shape))
+        .order_by(*_order(shape))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@lru_cache(maxsize=512)
+def _rows_statement(shape: Shape, dialect: str) -> Any:
+    """The page, each task's tags (a correlated subquery, evaluated for the page's rows
+    only) and the total (an uncorrelated scalar subquery, evaluated once: a count(*)
+    OVER () window would make the database read every matching row)."""
+    tags = tags_service.tag_names_of(col(Task.id), dialect)
+    total = _count(shape).correlate(None).scalar_subquery()
+    return _page(shape, tags.label("tag_names"), total.label("total"))
+
+
+@lru_cache(maxsize=512)
+def _json_statement(shape: Shape) -> Any:
+    total = _count(shape).scalar_subquery()
+    page = _page(shape)
+    return json_page.page_statement(
+        page, SORT_COLUMNS[shape.sort_by], total, shape.sort_by, shape.sort_direction
+    )
+
 
 async def list_tasks(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> TaskList:
-    """One statement: the page, each task's tags (a correlated subquery, evaluated for
-    the page's rows only) and the total (an uncorrelated scalar subquery, evaluated
-    once: a count(*) OVER () window would make the database read every matching row).
-    Past the end no row carries the total, so it is counted on its own."""
-    conditions = _filters(user_id, query)
-    tags = tags_service.tag_names_of(col(Task.id), db.get_bind().dialect.name)
-    total = _count(conditions).correlate(None).scalar_subquery()
-    result = await db.execute(
-        select(*PUBLIC_COLUMNS, tags.label("tag_names"), total.label("total"))
-        .where(*conditions)
-        .order_by(*_order(query))
-        .limit(query.limit)
-        .offset(query.offset)
-    )
-    rows = result.all()
+    """The page as models. Past the end no row carries the total, so it is counted on
+    its own."""
+    shape, params = Shape.of(query), parameters(query, user_id)
+    statement = _rows_statement(shape, db.get_bind().dialect.name)
+    rows = (await db.execute(statement, params)).all()
     if rows:
         count = int(rows[0].total)
     else:
-        count = int(await db.scalar(_count(conditions)) or 0) if query.offset else 0
+        count = int(await db.scalar(_count(shape), params) or 0) if query.offset else 0
     items = [TaskPublic.from_task(row, tags_service.decode_names(row.tag_names)) for row in rows]
     return TaskList(items=items, total=count, limit=query.limit, offset=query.offset)
 
@@ -112,15 +200,6 @@ async def list_tasks_json(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery
     from the `TaskList` model on other databases."""
     if db.get_bind().dialect.name != "postgresql":
         return (await list_tasks(db, user_id, query)).model_dump_json().encode()
-    conditions = _filters(user_id, query)
-    page = (
-        select(*PUBLIC_COLUMNS)
-        .where(*conditions)
-        .order_by(*_order(query))
-        .limit(query.limit)
-        .offset(query.offset)
-    )
-    total = _count(conditions).scalar_subquery()
-    statement = json_page.page_statement(page, SORT_COLUMNS[query.sort_by], total, query)
-    body: str = (await db.execute(statement)).scalar_one()
+    statement = _json_statement(Shape.of(query))
+    body: str = (await db.execute(statement, parameters(query, user_id))).scalar_one()
     return body.encode()
