@@ -1,6 +1,7 @@
 """The one place that renders errors: every failure becomes RFC 9457 problem+json."""
 
 import logging
+import socket
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -106,14 +107,31 @@ async def handle_http_exception(_: Request, exc: Exception) -> Response:
     return problem_response(status, code, detail, headers=exc.headers)
 
 
+# SQLSTATE classes meaning "the database cannot serve now": connection exceptions,
+# insufficient resources (e.g. 53300 too many connections), operator intervention
+# (e.g. 57P03 cannot connect now, the server is starting or shutting down).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return ""
+
+
 def _connection_lost(exc: Exception) -> bool:
-    if isinstance(exc, PoolTimeout | ConnectionError | TimeoutError):
+    """Only failures to reach or use the database; any other OSError (a missing file,
+    say) is a bug and stays a 500."""
+    if isinstance(exc, (PoolTimeout, *_NETWORK_ERRORS)):
         return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(
-            exc, InterfaceError | OperationalError
-        )
-    return isinstance(exc, OSError)
+        if exc.connection_invalidated or isinstance(exc, InterfaceError | OperationalError):
+            return True
+        return _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
+    return False
 
 
 async def handle_database_unavailable(_: Request, exc: Exception) -> Response:
@@ -139,7 +157,7 @@ def register_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     # Registered by class (not `Exception`), so they run inside our middleware and
     # keep the request id; anything else is caught by RequestContextMiddleware.
-    for exc_class in (DBAPIError, PoolTimeout, OSError):
+    for exc_class in (DBAPIError, PoolTimeout, *_NETWORK_ERRORS):
         app.add_exception_handler(exc_class, handle_database_unavailable)
     # What these handlers render is what the OpenAPI document must promise.
     document_problems(app)

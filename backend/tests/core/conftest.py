@@ -49,6 +49,11 @@ async def _raise_integrity_error() -> None:
     raise IntegrityError(f"INSERT INTO user VALUES ('{SECRET}')", {}, Exception("duplicate"))
 
 
+async def _raise_missing_file() -> None:
+    # An OSError that has nothing to do with the database: a bug, so 500, never 503.
+    raise FileNotFoundError(f"/srv/{SECRET}/missing.txt")
+
+
 async def _fail_mid_stream() -> StreamingResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"partial"
@@ -64,6 +69,7 @@ def failing_app(make_app: AppFactory) -> FastAPI:
     app.add_api_route("/test/boom", _raise_runtime_error, methods=["GET"])
     app.add_api_route("/test/db-bug", _raise_integrity_error, methods=["GET"])
     app.add_api_route("/test/mid-stream", _fail_mid_stream, methods=["GET"])
+    app.add_api_route("/test/missing-file", _raise_missing_file, methods=["GET"])
     return app
 
 

@@ -97,7 +97,7 @@ class TestNoEcho:
 
 
 class TestUnhandledException:
-    @pytest.mark.parametrize("path", ["/test/boom", "/test/db-bug"])
+    @pytest.mark.parametrize("path", ["/test/boom", "/test/db-bug", "/test/missing-file"])
     async def test_500_says_nothing_of_internals(
         self, failing_client: httpx.AsyncClient, path: str
     ) -> None:

@@ -356,7 +356,8 @@ class TestListItemsMatchSingleTasks:
             one = await client.get(f"{TASKS}/{item['id']}", headers=user.headers)
             assert item == one.json()
         first = next(i for i in body["items"] if i["id"] == full["id"])
-        assert first["completed_at"].endswith("Z") and len(first["completed_at"]) == 27
+        assert first["completed_at"].endswith("Z")
+        assert len(first["completed_at"]) == 27
         assert first["tags"] == sorted(first["tags"], key=str.casefold)
 
     async def test_an_empty_page_still_carries_the_total(
