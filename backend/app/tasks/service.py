@@ -8,9 +8,10 @@ of two racing writers with one If-Match, exactly one succeeds and the other gets
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -40,18 +41,23 @@ class TaskView:
         return TaskPublic.from_task(self.task, self.tags)
 
 
+@lru_cache(maxsize=8)
+def _owned_task_statement(dialect: str, for_update: bool) -> Any:
+    """Built once (values are bound parameters): building it costs more than running it."""
+    tags = tags_service.tag_names_of(col(Task.id), dialect)
+    stmt = select(Task, tags.label("tag_names")).where(
+        col(Task.id) == bindparam("task_id"), col(Task.user_id) == bindparam("user_id")
+    )
+    return stmt.with_for_update(of=Task) if for_update else stmt
+
+
 async def get_owned_task(
     db: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID, *, for_update: bool = False
 ) -> TaskView:
     """The owner-scoped read (another user's task is simply not found), with the
     task's tags in the same statement; `for_update` locks the task's row."""
-    tags = tags_service.tag_names_of(col(Task.id), db.get_bind().dialect.name)
-    stmt = select(Task, tags.label("tag_names")).where(
-        col(Task.id) == task_id, col(Task.user_id) == user_id
-    )
-    if for_update:
-        stmt = stmt.with_for_update(of=Task)
-    row = (await db.execute(stmt)).first()
+    stmt = _owned_task_statement(db.get_bind().dialect.name, for_update)
+    row = (await db.execute(stmt, {"task_id": task_id, "user_id": user_id})).first()
     if row is None:
         raise TaskNotFound()
     return TaskView(row.Task, tags_service.decode_names(row.tag_names))
