@@ -9,6 +9,7 @@ columns below instead of importing `app.tasks`.
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     Uuid,
+    bindparam,
     column,
     delete,
     func,
@@ -71,6 +73,32 @@ def _unique_by_key(names: Sequence[str]) -> dict[str, str]:
     return spellings
 
 
+# Built once per dialect (values are bound per execution): constructing these
+# statements cost more CPU than running them.
+@lru_cache(maxsize=4)
+def _insert_tags_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(Tag).on_conflict_do_nothing(index_elements=["user_id", "name_key"])
+
+
+@lru_cache(maxsize=4)
+def _insert_links_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(TaskTag).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=1)
+def _select_tags_statement() -> Any:
+    return (
+        select(col(Tag.id), col(Tag.name), col(Tag.name_key))
+        .where(
+            col(Tag.user_id) == bindparam("user_id"),
+            col(Tag.name_key).in_(bindparam("keys", expanding=True)),
+        )
+        .with_for_update(read=True, key_share=True)
+    )
+
+
 async def ensure_tags(db: AsyncSession, user_id: uuid.UUID, names: Sequence[str]) -> list[TagRef]:
     """The user's tags with these names, created when missing (first spelling kept).
 
@@ -97,13 +125,10 @@ async def ensure_tags(db: AsyncSession, user_id: uuid.UUID, names: Sequence[str]
             }
             for key in missing
         ]
-        stmt = insert_ignore(db, Tag).values(rows)
-        await db.execute(stmt.on_conflict_do_nothing(index_elements=["user_id", "name_key"]))
-        result = await db.execute(
-            select(col(Tag.id), col(Tag.name), col(Tag.name_key))
-            .where(col(Tag.user_id) == user_id, col(Tag.name_key).in_(missing))
-            .with_for_update(read=True, key_share=True)
-        )
+        dialect = db.get_bind().dialect.name
+        # executemany of one cached statement: rows keep their (key) order.
+        await db.execute(_insert_tags_statement(dialect), rows)
+        result = await db.execute(_select_tags_statement(), {"user_id": user_id, "keys": missing})
         found.update({row.name_key: TagRef(row.id, row.name, row.name_key) for row in result})
     return [found[key] for key in keys if key in found]
 
@@ -125,7 +150,7 @@ async def set_task_tags(
         )
     if ids:
         links = [{"task_id": task_id, "tag_id": tag_id} for tag_id in ids]
-        await db.execute(insert_ignore(db, TaskTag).values(links).on_conflict_do_nothing())
+        await db.execute(_insert_links_statement(db.get_bind().dialect.name), links)
     return [tag.name for tag in tags]
 
 
