@@ -1,5 +1,6 @@
-"""Pure ASGI middleware (not BaseHTTPMiddleware, which breaks context variables and
-streaming): request context and access log, then body limits and sanitizing."""
+"""Pure ASGI middleware (not Starlette's base HTTP middleware class, which breaks
+context variables and streaming): request context and access log, then body limits
+and sanitizing."""
 
 import json
 import logging
