@@ -25,11 +25,13 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     select,
     table,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel, col
@@ -167,6 +169,19 @@ def tag_names_of(
     array on PostgreSQL, a JSON array on SQLite). Read it with `decode_names`."""
     names = col(Tag.name)
     aggregate = func.array_agg(names) if dialect == "postgresql" else func.json_group_array(names)
+    return _aggregate_names(aggregate, task_id)
+
+
+def tag_names_json_of(task_id: Any) -> ScalarSelect[Any]:
+    """PostgreSQL only: the same names as a JSON array, already in `sort_names` order
+    (by key, code point order), `[]` for none, for JSON rendered by the database."""
+    ordered = aggregate_order_by(col(Tag.name), col(Tag.name_key).collate("C"))
+    return _aggregate_names(
+        func.coalesce(func.json_agg(ordered), literal_column("'[]'::json")), task_id
+    )
+
+
+def _aggregate_names(aggregate: Any, task_id: Any) -> ScalarSelect[Any]:
     return (
         select(aggregate)
         .select_from(TaskTag)

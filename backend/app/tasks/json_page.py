@@ -23,9 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.selectable import Subquery
-from sqlmodel import col
 
-from app.tags.models import Tag, TaskTag
+from app.tags import service as tags_service
 from app.tasks.models import PRIORITY_BY_RANK
 from app.tasks.schemas import SortBy, SortDirection
 
@@ -40,17 +39,6 @@ def _priority(column: Any) -> ColumnElement[str]:
     return case({rank: str(name) for rank, name in PRIORITY_BY_RANK.items()}, value=column)
 
 
-def _tags(page: Subquery) -> Any:
-    names = aggregate_order_by(col(Tag.name), col(Tag.name_key).collate("C"))
-    return (
-        select(func.coalesce(func.json_agg(names), _EMPTY))
-        .select_from(TaskTag)
-        .join(Tag, col(Tag.id) == col(TaskTag.tag_id))
-        .where(col(TaskTag.task_id) == page.c.id)
-        .scalar_subquery()
-    )
-
-
 def _item(page: Subquery) -> ColumnElement[Any]:
     c = page.c
     return func.json_build_object(
@@ -62,7 +50,7 @@ def _item(page: Subquery) -> ColumnElement[Any]:
         "priority", _priority(c.priority),
         "due_date", func.to_char(c.due_date, "YYYY-MM-DD"),
         "project_id", c.project_id,
-        "tags", _tags(page),
+        "tags", tags_service.tag_names_json_of(c.id),
         "created_at", _timestamp(c.created_at),
         "updated_at", _timestamp(c.updated_at),
         "version", c.version,
