@@ -11,7 +11,7 @@ from app.api import api_router, health_router
 from app.auth.revocations import SessionCache
 from app.auth.service import TOUCH_INTERVAL, AuthContext
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_database, create_engine
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hasher = PasswordHasher(settings.BCRYPT_ROUNDS, settings.PASSWORD_HASH_THREADS)
     limiter = RateLimiter(settings)
     sessions = SessionCache(settings.DATABASE_URL, ttl=TOUCH_INTERVAL.total_seconds())
+    database = create_database(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await sessions.stop()
         hasher.close()
+        if database.pg is not None:
+            await database.pg.close()
         await engine.dispose()
 
     app = FastAPI(
@@ -54,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.database = database
+    app.state.sessionmaker = database.sessionmaker
     app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter, sessions)
 
     register_handlers(app)

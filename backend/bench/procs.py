@@ -115,7 +115,7 @@ def finish(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, s
         code = None
     if proc in _started:
         _started.remove(proc)
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
+    return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
 
 def port_in_use(port: int) -> bool:

@@ -108,6 +108,8 @@ async def make_app(settings: Settings) -> AsyncIterator[AppFactory]:
 
     yield factory
     for app in apps:
+        if app.state.database.pg is not None:
+            await app.state.database.pg.close()
         await app.state.engine.dispose()
         app.state.auth.hasher.close()
 

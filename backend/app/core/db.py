@@ -1,6 +1,7 @@
 """Async engine and sessions: asyncpg on PostgreSQL, aiosqlite on the embedded default."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
+from app.core.pg import PgPool
 
 # One naming convention, so Alembic migrations name every constraint the same way.
 SQLModel.metadata.naming_convention = {
@@ -92,3 +94,29 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the session closes (and its connection returns to the pool) as
 # soon as the route returns, not after the response has been sent.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Both ways to the database: sessions, and on PostgreSQL over asyncpg the lean
+    pool that the hottest routes use (`pg`, None on other databases; see pg.py)."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    pg: PgPool | None
+
+    def session(self) -> AsyncSession:
+        return self.sessionmaker()
+
+
+def create_database(settings: Settings, engine: AsyncEngine) -> Database:
+    lean = make_url(settings.DATABASE_URL).get_driver_name() == "asyncpg"
+    return Database(create_sessionmaker(engine), PgPool(settings) if lean else None)
+
+
+async def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+# No session is opened until a route asks for one (most requests on PostgreSQL never do).
+DatabaseDep = Annotated[Database, Depends(get_database)]

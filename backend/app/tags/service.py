@@ -20,6 +20,7 @@ from sqlalchemy import (
     ScalarSelect,
     Select,
     Uuid,
+    any_,
     bindparam,
     column,
     delete,
@@ -202,14 +203,18 @@ def tag_keys(names: Sequence[str]) -> list[str]:
     return sorted({tag_key(name) for name in names})
 
 
-def tasks_with_all_tags(user_id: Any, keys: Any, key_count: Any) -> Select[uuid.UUID]:
+def tasks_with_all_tags(
+    user_id: Any, keys: Any, key_count: Any, *, keys_array: bool = False
+) -> Select[uuid.UUID]:
     """Ids of the user's tasks that carry every one of these tags (for list filters).
     Takes expressions (bound parameters), so one statement serves any tag list:
-    `keys` from `tag_keys()` (an expanding parameter) and their number."""
+    `keys` from `tag_keys()` (an expanding parameter, or with `keys_array` a
+    PostgreSQL array parameter) and their number."""
+    key = col(Tag.name_key)
     return (
         select(col(TaskTag.task_id))
         .join(Tag, col(Tag.id) == col(TaskTag.tag_id))
-        .where(col(Tag.user_id) == user_id, col(Tag.name_key).in_(keys))
+        .where(col(Tag.user_id) == user_id, key == any_(keys) if keys_array else key.in_(keys))
         .group_by(col(TaskTag.task_id))
         .having(func.count() == key_count)
     )

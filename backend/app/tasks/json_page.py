@@ -39,8 +39,9 @@ def _priority(column: Any) -> ColumnElement[str]:
     return case({rank: str(name) for rank, name in PRIORITY_BY_RANK.items()}, value=column)
 
 
-def _item(page: Subquery) -> ColumnElement[Any]:
-    c = page.c
+def task_json(c: Any) -> ColumnElement[Any]:
+    """One task as `TaskPublic` JSON, from columns named like the task table's (the
+    table's own, or a subquery's `.c`)."""
     return func.json_build_object(
         "id", c.id,
         "title", c.title,
@@ -73,7 +74,7 @@ def page_statement(
     (whose `limit` and `offset` bound parameters are echoed in the body)."""
     page = page_select.add_columns(sort_column.label("sort_key")).subquery("page")
     order = _page_order(page, sort_by, direction)
-    items = select(func.json_agg(aggregate_order_by(_item(page), *order))).scalar_subquery()
+    items = select(func.json_agg(aggregate_order_by(task_json(page.c), *order))).scalar_subquery()
     body = func.json_build_object(
         "items", func.coalesce(items, _EMPTY),
         "total", total,

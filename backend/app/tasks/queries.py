@@ -12,10 +12,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, bindparam, func, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    SmallInteger,
+    Text,
+    UnaryExpression,
+    any_,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.pg import CompiledStatement, PgPool, compile_statement
 from app.tags import service as tags_service
 from app.tasks import json_page
 from app.tasks.models import PRIORITY_RANK, Task
@@ -109,16 +121,28 @@ def parameters(query: TaskQuery, user_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def _filters(shape: Shape) -> list[ColumnElement[bool]]:
+def _filters(shape: Shape, arrays: bool) -> list[ColumnElement[bool]]:
+    """The shape's conditions. List values are expanding parameters (`IN (...)`), or
+    with `arrays` PostgreSQL array parameters (`= ANY($n)`), which compile once."""
     conditions: list[ColumnElement[bool]] = [col(Task.user_id) == bindparam("user_id")]
     if shape.status is not TaskStatus.ALL:
         # `= true/false`, not `IS`: only the former can use the (user, status) index.
         conditions.append(col(Task.completed) == (shape.status is TaskStatus.COMPLETED))
     if shape.priority:
-        conditions.append(col(Task.priority).in_(bindparam("priorities", expanding=True)))
+        priority = col(Task.priority)
+        conditions.append(
+            priority == any_(bindparam("priorities", type_=ARRAY(SmallInteger)))
+            if arrays
+            else priority.in_(bindparam("priorities", expanding=True))
+        )
     if shape.tags:
+        keys = (
+            bindparam("tag_keys", type_=ARRAY(Text))
+            if arrays
+            else bindparam("tag_keys", expanding=True)
+        )
         tagged = tags_service.tasks_with_all_tags(
-            bindparam("user_id"), bindparam("tag_keys", expanding=True), bindparam("tag_count")
+            bindparam("user_id"), keys, bindparam("tag_count"), keys_array=arrays
         )
         conditions.append(col(Task.id).in_(tagged))
     if shape.project == "none":
@@ -148,14 +172,14 @@ def _order(shape: Shape) -> list[UnaryExpression[Any]]:
     return [key, col(Task.id).desc() if descending else col(Task.id).asc()]
 
 
-def _count(shape: Shape) -> Select[int]:
-    return select(func.count()).select_from(Task).where(*_filters(shape))
+def _count(shape: Shape, arrays: bool = False) -> Select[int]:
+    return select(func.count()).select_from(Task).where(*_filters(shape, arrays))
 
 
-def _page(shape: Shape, *extra: Any) -> Any:
+def _page(shape: Shape, *extra: Any, arrays: bool = False) -> Any:
     return (
         select(*PUBLIC_COLUMNS, *extra)
-        .where(*_filters(shape))
+        .where(*_filters(shape, arrays))
         .order_by(*_order(shape))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
@@ -173,11 +197,14 @@ def _rows_statement(shape: Shape, dialect: str) -> Any:
 
 
 @lru_cache(maxsize=512)
-def _json_statement(shape: Shape) -> Any:
-    total = _count(shape).scalar_subquery()
-    page = _page(shape)
-    return json_page.page_statement(
-        page, SORT_COLUMNS[shape.sort_by], total, shape.sort_by, shape.sort_direction
+def _json_statement(shape: Shape) -> CompiledStatement:
+    """PostgreSQL: the whole body in one statement, compiled once for asyncpg."""
+    total = _count(shape, arrays=True).scalar_subquery()
+    page = _page(shape, arrays=True)
+    return compile_statement(
+        json_page.page_statement(
+            page, SORT_COLUMNS[shape.sort_by], total, shape.sort_by, shape.sort_direction
+        )
     )
 
 
@@ -195,11 +222,9 @@ async def list_tasks(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> 
     return TaskList(items=items, total=count, limit=query.limit, offset=query.offset)
 
 
-async def list_tasks_json(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> bytes:
-    """The list as a JSON body: rendered by PostgreSQL itself (see json_page.py), or
-    from the `TaskList` model on other databases."""
-    if db.get_bind().dialect.name != "postgresql":
-        return (await list_tasks(db, user_id, query)).model_dump_json().encode()
+async def list_tasks_json(pool: PgPool, user_id: uuid.UUID, query: TaskQuery) -> bytes:
+    """PostgreSQL: the list as a JSON body rendered by the database (json_page.py)."""
     statement = _json_statement(Shape.of(query))
-    body: str = (await db.execute(statement, parameters(query, user_id))).scalar_one()
+    async with pool.connection() as conn:
+        body: str = await conn.fetchval(statement.sql, *statement.args(parameters(query, user_id)))
     return body.encode()

@@ -3,6 +3,7 @@
 Each hostile token below differs from a token the API accepts (`claims_for` + `forge`,
 minted as a sibling service holding SECRET_KEY would) in one respect only."""
 
+import asyncio
 import json
 import time
 import uuid
@@ -12,6 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core import security
+from app.core.config import Settings
+from app.core.security import TokenService
 from tests.auth.conftest import Forge
 from tests.auth.helpers import AUTH, assert_invalid_token, b64url, bearer, unsigned_token
 from tests.conftest import UserHandle
@@ -226,3 +230,47 @@ class TestAccessTokenRules:
         for response in responses:
             assert_invalid_token(response)
         assert (await client.get(f"{AUTH}/me", headers=user.headers)).status_code == 200
+
+
+class TestVerifiedTokenCache:
+    """A token is verified once per worker; repeats must keep every rule that can change
+    between two requests (expiry, the session) and let nothing else in."""
+
+    async def me(self, client: httpx.AsyncClient, token: str) -> httpx.Response:
+        return await client.get(f"{AUTH}/me", headers=bearer(token))
+
+    async def test_a_verified_token_still_expires(
+        self, client: httpx.AsyncClient, user: UserHandle, claims_for: ClaimsFor, forge: Forge
+    ) -> None:
+        expires = int(time.time()) + 1
+        token = forge({**claims_for(user), "exp": expires})
+        assert (await self.me(client, token)).status_code == 200  # verified and remembered
+        # python-jose refuses a token once the current whole second is past `exp`.
+        await asyncio.sleep(expires + 1.05 - time.time())
+        assert_invalid_token(await self.me(client, token))
+
+    async def test_a_verified_token_does_not_vouch_for_a_tampered_copy(
+        self, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        assert (await self.me(client, user.access_token)).status_code == 200
+        assert_invalid_token(await self.me(client, tamper_signature(user.access_token)))
+        assert (await self.me(client, user.access_token)).status_code == 200
+
+    async def test_a_verified_token_stops_working_at_logout(
+        self, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        assert (await self.me(client, user.access_token)).status_code == 200
+        assert (await client.post(f"{AUTH}/logout", headers=user.headers)).status_code == 204
+        assert_invalid_token(await self.me(client, user.access_token))
+
+    def test_the_cache_is_bounded(self, settings: Settings) -> None:
+        tokens = TokenService(settings)
+        user_id = uuid.uuid4()
+        minted = [tokens.create_access_token(user_id, uuid.uuid4()) for _ in range(20)]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(security, "VERIFIED_CACHE_SIZE", 8)
+            claims = [tokens.decode_access_token(token) for token in minted]
+            assert len(tokens._verified) == 8  # the oldest were let go
+        assert [c.user_id for c in claims] == [user_id] * 20
+        # A token that was let go is simply verified again.
+        assert tokens.decode_access_token(minted[0]).session_id == claims[0].session_id

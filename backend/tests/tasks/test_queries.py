@@ -18,12 +18,20 @@ def statements(app) -> Iterator[list[str]]:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
             seen.append(statement)
 
+    def record_lean(query) -> None:  # statements run on the asyncpg pool (app/core/pg.py)
+        seen.append(query.query)
+
     engine = app.state.engine.sync_engine
+    lean = app.state.database.pg
     event.listen(engine, "before_cursor_execute", record)
+    if lean is not None:
+        lean.add_query_logger(record_lean)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        if lean is not None:
+            lean.remove_query_logger(record_lean)
 
 
 class TestListQueryCount:

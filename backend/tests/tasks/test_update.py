@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import UserHandle
 from tests.tasks.conftest import TaskFactory
-from tests.tasks.helpers import MISSING_ID, TASKS, etag, get_task, list_tasks
+from tests.tasks.helpers import MISSING_ID, TASKS, etag, get_task, list_tasks, tag_usage
 
 
 class TestUpdateTask:
@@ -196,3 +196,78 @@ class TestUpdateTask:
         final = (await get_task(client, user, task["id"])).json()
         assert final["version"] == 7
         assert (await list_tasks(client, user, search=final["description"]))["total"] == 1
+
+
+class TestUpdateKeepsDerivedState:
+    """A PATCH recomputes what depends on the fields it changes, from the row it changes
+    (on PostgreSQL in the UPDATE itself, without reading the row first)."""
+
+    async def test_search_keeps_the_half_that_did_not_change(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(title="Ärger ΣΑΣ", description="Grüße")
+        url = f"{TASKS}/{task['id']}"
+        patched = await client.patch(url, json={"description": "Maß"}, headers=user.headers)
+        assert patched.status_code == 200
+        assert (await list_tasks(client, user, search="σας"))["total"] == 1  # title half kept
+        assert (await list_tasks(client, user, search="MASS"))["total"] == 1  # casefolded ß
+        assert (await list_tasks(client, user, search="grüsse"))["total"] == 0
+        await client.patch(url, json={"title": "Neu"}, headers=user.headers)
+        assert (await list_tasks(client, user, search="ärger"))["total"] == 0
+        assert (await list_tasks(client, user, search="mass"))["total"] == 1  # description kept
+        assert (await list_tasks(client, user, search="neu"))["total"] == 1
+
+    async def test_completing_twice_keeps_the_first_time(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory()
+        url = f"{TASKS}/{task['id']}"
+        first = (await client.patch(url, json={"completed": True}, headers=user.headers)).json()
+        again = (await client.patch(url, json={"completed": True}, headers=user.headers)).json()
+        assert again["completed_at"] == first["completed_at"]
+        assert again["version"] == first["version"] + 1
+
+    async def test_stale_if_match_wins_over_a_missing_project(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory()
+        response = await client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"project_id": MISSING_ID},
+            headers={**user.headers, "If-Match": '"7"'},
+        )
+        assert response.status_code == 412
+
+    async def test_a_refused_tag_change_changes_nothing(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(tags=["keep"])
+        response = await client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"tags": ["new"], "title": "changed"},
+            headers={**user.headers, "If-Match": '"2"'},
+        )
+        assert response.status_code == 412
+        assert (await get_task(client, user, task["id"])).json() == task
+        assert "new" not in await tag_usage(client, user)
+
+    async def test_if_match_any_on_a_missing_task_is_404(self, client, user: UserHandle) -> None:
+        response = await client.patch(
+            f"{TASKS}/{MISSING_ID}", json={"title": "x"}, headers={**user.headers, "If-Match": "*"}
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "task_not_found"
+
+    async def test_tag_change_answers_the_new_state(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(tags=["Home", "errand"])
+        response = await client.patch(
+            f"{TASKS}/{task['id']}",
+            json={"tags": ["errand", "Zeta", "alpha", "ERRAND"]},
+            headers={**user.headers, **etag(task)},
+        )
+        assert response.status_code == 200
+        assert response.json()["tags"] == ["alpha", "errand", "Zeta"]
+        assert response.headers["ETag"] == f'"{task["version"] + 1}"'
+        assert (await get_task(client, user, task["id"])).json() == response.json()
