@@ -16,10 +16,11 @@ from app.tags.router import compat_router as tags_compat_router
 from app.tags.router import router as tags_router
 from app.tasks.router import router as tasks_router
 
-# Every /api/v1 domain router is included here.
+# Every /api/v1 domain router is included here; routes are matched in this order, so
+# the busiest come first (no two routers' paths overlap).
 v1_router = APIRouter(prefix="/api/v1")
-v1_router.include_router(auth_router)
 v1_router.include_router(tasks_router)
+v1_router.include_router(auth_router)
 v1_router.include_router(projects_router)
 v1_router.include_router(tags_router)
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlmodel import col
 
+from app.core.errors import ServiceUnavailable
 from app.core.pg import CompiledStatement, Connection, PgPool, compile_statement
 from app.core.schemas import utcnow
 from app.projects.models import Project
@@ -74,20 +75,47 @@ async def get_task(pool: PgPool, user_id: uuid.UUID, task_id: uuid.UUID) -> tupl
     return row[0], row[1].encode()
 
 
+# Creating a task is one statement (its own transaction): check the project, create
+# the missing tags (in key order, so two writers never lock the same tags in opposite
+# orders), lock the existing ones FOR KEY SHARE (a concurrent tag deletion waits for
+# our links), insert the task and link it. A tag created by a concurrent transaction
+# after the statement's snapshot is neither inserted nor seen: then no task is
+# inserted and the caller runs the statement again (the tags it did create are kept,
+# as a tag with no tasks may be). With a project that is missing or someone else's
+# nothing at all is written.
 _CREATE = """
-INSERT INTO task (id, user_id, project_id, title, title_key, description, search_text,
-                  completed, priority, due_date, created_at, updated_at, version)
-SELECT $1::uuid, $2::uuid, $3::uuid, $4::varchar, $5::text, $6::varchar, $7::text,
-       false, $8::smallint, $9::date, $10::timestamptz, $10::timestamptz, 1
-WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2)
-RETURNING id
+WITH ok AS (
+    SELECT $3::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2) AS project
+), wanted AS (
+    SELECT * FROM unnest($11::uuid[], $12::varchar[], $13::varchar[]) AS w(id, name, name_key)
+), inserted AS (
+    INSERT INTO tag (id, user_id, name, name_key, created_at)
+    SELECT w.id, $2, w.name, w.name_key, $10 FROM wanted w, ok
+    WHERE ok.project
+    ORDER BY w.name_key COLLATE "C"
+    ON CONFLICT (user_id, name_key) DO NOTHING
+    RETURNING id, name, name_key
+), existing AS (
+    SELECT id, name, name_key FROM tag
+    WHERE user_id = $2 AND name_key = ANY($13::varchar[])
+    FOR KEY SHARE
+), found AS (
+    SELECT * FROM inserted UNION ALL SELECT * FROM existing
+), new_task AS (
+    INSERT INTO task (id, user_id, project_id, title, title_key, description, search_text,
+                      completed, priority, due_date, created_at, updated_at, version)
+    SELECT $1, $2, $3, $4, $5, $6, $7, false, $8, $9, $10, $10, 1 FROM ok
+    WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($13::varchar[])
+    RETURNING id
+), linked AS (
+    INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
+)
+SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
+       array(SELECT name FROM found ORDER BY name_key COLLATE "C")
 """
 
-# Creates the missing tags (in key order, so two writers never lock the same tags in
-# opposite orders), locks the existing ones FOR KEY SHARE (a concurrent tag deletion
-# waits for our links) and links them all to the task. A tag created by a concurrent
-# transaction after this statement's snapshot is neither inserted nor seen: the
-# caller asks again for what is missing, as service.ensure_tags does.
+# For PATCH and PUT: the same tag statement for an existing task (see _CREATE).
 _LINK_TAGS = """
 WITH wanted AS (
     SELECT * FROM unnest($3::uuid[], $4::varchar[], $5::varchar[]) AS w(id, name, name_key)
@@ -117,9 +145,7 @@ async def _link_tags(
     conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, names: list[str], *, replace: bool
 ) -> list[str]:
     """Make these (normalized) names the task's tags; their stored names, in key order."""
-    spellings: dict[str, str] = {}
-    for name in names:
-        spellings.setdefault(name.casefold(), name)
+    spellings = _spellings(names)
     found: dict[str, tuple[uuid.UUID, str]] = {}
     now = utcnow()
     for _ in range(_ENSURE_ATTEMPTS):
@@ -141,9 +167,19 @@ async def _link_tags(
     return [found[key][1] for key in sorted(found)]
 
 
+def _spellings(names: list[str]) -> dict[str, str]:
+    """key -> first spelling, for names already normalized (see TagName)."""
+    spellings: dict[str, str] = {}
+    for name in names:
+        spellings.setdefault(name.casefold(), name)
+    return spellings
+
+
 async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> TaskPublic:
     task_id, now = uuid.uuid4(), utcnow()
-    args = (
+    spellings = _spellings(data.tags)
+    keys = sorted(spellings)
+    args: list[Any] = [
         task_id,
         user_id,
         data.project_id,
@@ -154,17 +190,20 @@ async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> Tas
         PRIORITY_RANK[data.priority],
         data.due_date,
         now,
-    )
+        None,
+        [spellings[key] for key in keys],
+        keys,
+    ]
     async with pool.connection() as conn:
-        if not data.tags:  # one statement, its own transaction
-            if await conn.fetchval(_CREATE, *args) is None:
+        for _ in range(_ENSURE_ATTEMPTS):
+            args[10] = [uuid.uuid4() for _ in keys]
+            project_ok, created, names = await conn.fetchrow(_CREATE, *args)
+            if not project_ok:
                 raise TaskProjectNotFound()
-            names: list[str] = []
-        else:
-            async with conn.transaction():
-                if await conn.fetchval(_CREATE, *args) is None:
-                    raise TaskProjectNotFound()
-                names = await _link_tags(conn, user_id, task_id, data.tags, replace=False)
+            if created:
+                break
+        else:  # pragma: no cover - tags deleted and re-created under us, three times over
+            raise ServiceUnavailable(headers={"Retry-After": "1"})
     return TaskPublic(
         id=task_id,
         title=data.title,
