@@ -4,11 +4,12 @@ Idempotency-Key."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core.db import DatabaseDep, SessionDep
 from app.core.openapi import problems
+from app.core.query_model import QueryModel
 from app.tasks import pg, queries, service
 from app.tasks.dependencies import IdempotencyKeyHeader, LockedTask, Precondition
 from app.tasks.schemas import (
@@ -48,9 +49,19 @@ async def create_task(
     return _etag(response, created.task)
 
 
-@router.get("", response_model=TaskList, responses=problems(401))
+_LIST_QUERY = QueryModel(TaskQuery)
+
+
+@router.get(
+    "",
+    response_model=TaskList,
+    responses=problems(401),
+    openapi_extra={"parameters": _LIST_QUERY.openapi_parameters()},
+)
 async def list_tasks(
-    query: Annotated[TaskQuery, Query()], database: DatabaseDep, user: CurrentPrincipal
+    query: Annotated[TaskQuery, Depends(_LIST_QUERY.dependency())],
+    database: DatabaseDep,
+    user: CurrentPrincipal,
 ) -> Response:
     """List the user's tasks: filter, search, sort and paginate."""
     # Already-rendered JSON (by PostgreSQL itself where it can): the same TaskList shape.
