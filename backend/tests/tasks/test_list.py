@@ -288,6 +288,14 @@ class TestListTasks:
         await task_factory()
         assert (await list_tasks(client, user, colour="blue", page=3))["total"] == 1
 
+    async def test_a_repeated_single_parameter_takes_the_last_value(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        for _ in range(3):
+            await task_factory()
+        body = await list_tasks(client, user, limit=[5, 2])
+        assert (body["limit"], len(body["items"])) == (2, 2)
+
     @pytest.mark.parametrize(
         ("params", "field"),
         [
