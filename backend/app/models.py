@@ -5,7 +5,7 @@ from app.auth.models import RefreshToken, User, UserSession
 from app.core.db import metadata
 from app.projects.models import Project
 from app.tags.models import Tag, TaskTag
-from app.tasks.models import IdempotencyKey, Task
+from app.tasks.models import IdempotencyKey, Task, TaskCount
 
 __all__ = [
     "IdempotencyKey",
@@ -13,6 +13,7 @@ __all__ = [
     "RefreshToken",
     "Tag",
     "Task",
+    "TaskCount",
     "TaskTag",
     "User",
     "UserSession",

@@ -92,6 +92,15 @@ def seed_ours(plan: SeedPlan, log: Logger, reset: bool = False) -> None:
     rows = asyncio.run(_task_rows(plan.dsn))
     if rows >= expected and not reset:
         log(f"{database_name(plan.dsn)}: {rows} tasks already seeded, skipping bench.seed")
+        # As a deployment does before it starts the new code: migrate (bench.seed would).
+        code, _, err = run_bounded(
+            [sys.executable, "-c", f"from bench.seed import migrate; migrate({plan.dsn!r})"],
+            env=dict(os.environ),
+            timeout=SEED_TIMEOUT_S,
+            cwd=BACKEND,
+        )
+        if code != 0:
+            raise HarnessError(f"migrating {database_name(plan.dsn)} failed: {err[-2000:]}")
         return
     cmd = [
         sys.executable,

@@ -1,10 +1,11 @@
-"""Task tables: tasks, and the idempotency keys of task creation."""
+"""Task tables: tasks, the idempotency keys of task creation, and the per-user task
+counters."""
 
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, SmallInteger, Text, text
+from sqlalchemy import BigInteger, DateTime, Index, SmallInteger, Text, text
 from sqlmodel import Field, SQLModel
 
 from app.core.schemas import utcnow
@@ -106,3 +107,23 @@ class IdempotencyKey(SQLModel, table=True):
     status_code: int | None = None
     response_body: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class TaskCount(SQLModel, table=True):
+    """The exact number of each user's tasks, kept by the database itself: `sum(n)` of
+    the user's rows. The unfiltered task list reads it instead of counting ~10,000
+    index entries per request.
+
+    Maintained by triggers on `task` only (migration 0004), never written by the app.
+    On PostgreSQL each statement that inserts or deletes tasks adds its count to the
+    row `(user_id, pg_backend_pid() % 16)`: the shards spread one user's concurrent
+    writers over several rows, so they don't queue on one row lock. A shard's `n` may
+    therefore be negative; only the sum per user means anything. SQLite (one writer)
+    uses shard 0 only.
+    """
+
+    __tablename__ = "task_count"
+
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", ondelete="CASCADE", primary_key=True)
+    shard: int = Field(sa_type=SmallInteger, primary_key=True)
+    n: int = Field(sa_type=BigInteger)
