@@ -11,7 +11,7 @@ import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from app.tasks.models import Task, TaskCount
 from tests.conftest import UserFactory, UserHandle, alembic_config, is_postgres
@@ -253,3 +253,13 @@ class TestShards:
         rows = await counter_rows(app, user)
         assert {shard for shard, _ in rows} == {pid % 16 for pid in pids}
         assert sum(n for _, n in rows) == 2
+
+    async def test_truncating_tasks_empties_the_counters(
+        self, app: FastAPI, user: UserHandle, task_factory: TaskFactory, client: httpx.AsyncClient
+    ) -> None:
+        for _ in range(3):
+            await task_factory()
+        async with app.state.engine.begin() as conn:
+            await conn.execute(text("TRUNCATE task CASCADE"))
+        assert await counter_and_tasks(app, user) == (0, 0)
+        assert (await list_tasks(client, user))["total"] == 0
