@@ -68,11 +68,27 @@ def _page_order(page: Subquery, sort_by: SortBy, direction: SortDirection) -> li
 
 
 def page_statement(
-    page_select: Any, sort_column: Any, total: Any, sort_by: SortBy, direction: SortDirection
+    page_select: Any,
+    sort_column: Any,
+    total: Any,
+    sort_by: SortBy,
+    direction: SortDirection,
+    *,
+    count_in_page: bool = False,
 ) -> Any:
     """`{items, total, limit, offset}` as text, from the page select of queries.py
-    (whose `limit` and `offset` bound parameters are echoed in the body)."""
-    page = page_select.add_columns(sort_column.label("sort_key")).subquery("page")
+    (whose `limit` and `offset` bound parameters are echoed in the body).
+
+    `count_in_page`: when finding the page means reading every matching row anyway
+    (tag filters, search), a `count(*) OVER ()` in the page counts them in the same
+    pass instead of `total` finding them all again; `total` is then evaluated only for
+    a page past the end (no row carries the count)."""
+    columns = [sort_column.label("sort_key")]
+    if count_in_page:
+        columns.append(func.count().over().label("full_count"))
+    page = page_select.add_columns(*columns).cte("page")  # read twice: computed once
+    if count_in_page:
+        total = func.coalesce(select(page.c.full_count).limit(1).scalar_subquery(), total)
     order = _page_order(page, sort_by, direction)
     items = select(func.json_agg(aggregate_order_by(task_json(page.c), *order))).scalar_subquery()
     body = func.json_build_object(

@@ -216,7 +216,12 @@ def _json_statement(shape: Shape) -> CompiledStatement:
     page = _page(shape, arrays=True)
     return compile_statement(
         json_page.page_statement(
-            page, SORT_COLUMNS[shape.sort_by], total, shape.sort_by, shape.sort_direction
+            page,
+            SORT_COLUMNS[shape.sort_by],
+            total,
+            shape.sort_by,
+            shape.sort_direction,
+            count_in_page=shape.tags or shape.search,
         )
     )
 

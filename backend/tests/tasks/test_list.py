@@ -69,6 +69,20 @@ class TestListTasks:
         assert body["items"] == []
         assert body["total"] == 3
 
+    @pytest.mark.parametrize("offset", [0, 1, 2, 3, 10])
+    @pytest.mark.parametrize("params", [{"tags": "kept"}, {"search": "needle"}])
+    async def test_tag_and_search_totals_on_every_page(
+        self, client, user: UserHandle, task_factory: TaskFactory, params: dict, offset: int
+    ) -> None:
+        """On PostgreSQL these pages count their matches in the same pass (count_in_page),
+        and a page past the end counts them on its own."""
+        for i in range(3):
+            await task_factory(title=f"needle {i}", tags=["kept"])
+        await task_factory(title="other", tags=["other"])
+        body = await list_tasks(client, user, limit=2, offset=offset, **params)
+        assert body["total"] == 3
+        assert len(body["items"]) == max(0, min(2, 3 - offset))
+
     @pytest.mark.parametrize(
         ("sort_by", "direction"),
         [
