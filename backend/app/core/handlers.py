@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -127,6 +128,14 @@ def _connection_lost(exc: Exception) -> bool:
     say) is a bug and stays a 500."""
     if isinstance(exc, (PoolTimeout, *_NETWORK_ERRORS)):
         return True
+    # Raised by the lean asyncpg path (app/core/pg.py), not wrapped by SQLAlchemy.
+    if isinstance(exc, asyncpg.InterfaceError):  # most are bugs, these are not
+        return str(exc).startswith(("connection is closed", "pool is clos"))
+    if isinstance(exc, asyncpg.PostgresError):
+        code = getattr(exc, "sqlstate", None) or ""
+        return isinstance(exc, asyncpg.PostgresConnectionError) or code.startswith(
+            _UNAVAILABLE_SQLSTATES
+        )
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, InterfaceError | OperationalError):
             return True
@@ -157,7 +166,8 @@ def register_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     # Registered by class (not `Exception`), so they run inside our middleware and
     # keep the request id; anything else is caught by RequestContextMiddleware.
-    for exc_class in (DBAPIError, PoolTimeout, *_NETWORK_ERRORS):
+    database_errors = (asyncpg.PostgresError, asyncpg.InterfaceError)
+    for exc_class in (DBAPIError, PoolTimeout, *database_errors, *_NETWORK_ERRORS):
         app.add_exception_handler(exc_class, handle_database_unavailable)
     # What these handlers render is what the OpenAPI document must promise.
     document_problems(app)

@@ -31,6 +31,7 @@ from app.core.config import Settings
 _DIALECT = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 Connection: TypeAlias = asyncpg.Connection
+APPLICATION_NAME = "todo-api-lean"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ class PgPool:
                     max_inactive_connection_lifetime=300,
                     reset=_keep,
                     timeout=self._connect_timeout,
+                    # Tells this pool's sessions apart in pg_stat_activity.
+                    server_settings={"application_name": APPLICATION_NAME},
                 )
             return self._pool
 

@@ -19,6 +19,7 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     Integer,
@@ -39,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlmodel import col
 
+from app.auth.exceptions import InvalidToken
 from app.core.errors import ServiceUnavailable
 from app.core.pg import CompiledStatement, Connection, PgPool, compile_statement
 from app.core.schemas import utcnow
@@ -197,7 +199,10 @@ async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> Tas
     async with pool.connection() as conn:
         for _ in range(_ENSURE_ATTEMPTS):
             args[10] = [uuid.uuid4() for _ in keys]
-            project_ok, created, names = await conn.fetchrow(_CREATE, *args)
+            try:
+                project_ok, created, names = await conn.fetchrow(_CREATE, *args)
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise _gone(exc) from None
             if not project_ok:
                 raise TaskProjectNotFound()
             if created:
@@ -218,6 +223,15 @@ async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> Tas
         updated_at=now,
         version=1,
     )
+
+
+def _gone(exc: Exception) -> Exception:
+    """A row checked at the start of the statement was deleted by a concurrent
+    transaction before the write: the project (422, as if it never existed), or the
+    caller's own account (401)."""
+    if "project" in (getattr(exc, "constraint_name", None) or ""):
+        return TaskProjectNotFound()
+    return InvalidToken()
 
 
 def _half(column: Any, part: int) -> Any:
@@ -299,15 +313,18 @@ async def update_task(
         assert precondition is not None
         params["versions"] = sorted(precondition.versions)
     async with pool.connection() as conn:
-        if tags is None:
-            row = await conn.fetchrow(statement.sql, *statement.args(params))
-        else:
-            async with conn.transaction():
+        try:
+            if tags is None:
                 row = await conn.fetchrow(statement.sql, *statement.args(params))
-                if row is not None:
-                    await _link_tags(conn, user_id, task_id, tags, replace=True)
-                    get = _get_statement()
-                    row = await conn.fetchrow(get.sql, *get.args(params))
+            else:
+                async with conn.transaction():
+                    row = await conn.fetchrow(statement.sql, *statement.args(params))
+                    if row is not None:
+                        await _link_tags(conn, user_id, task_id, tags, replace=True)
+                        get = _get_statement()
+                        row = await conn.fetchrow(get.sql, *get.args(params))
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
         if row is None:
             await _why_not_updated(conn, user_id, task_id, precondition)
             raise TaskProjectNotFound()

@@ -7,15 +7,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
 from starlette.types import Message
 
-from app.core.handlers import validation_errors
+from app.core.handlers import handle_database_unavailable, validation_errors
 from app.core.logging import JsonFormatter
-from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
+from app.core.pg import APPLICATION_NAME
+from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for, is_postgres
 from tests.core.conftest import SECRET, assert_problem
 
 INTERNALS = ("Traceback", "RuntimeError", "IntegrityError", "SELECT", "INSERT", "password_hash")
@@ -242,3 +245,45 @@ async def test_hung_database_times_out_to_503(make_app: AppFactory, silent_db: i
         )
         assert_problem(response, 503, "database_unavailable")
         assert time.perf_counter() - started < 5
+
+
+class TestLeanPathFailures:
+    """The task routes' asyncpg path (app/core/pg.py) raises asyncpg's own exceptions."""
+
+    @pytest.mark.parametrize(
+        ("exc", "unavailable"),
+        [
+            (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
+            (asyncpg.exceptions.TooManyConnectionsError("too many clients"), True),
+            (asyncpg.exceptions.CannotConnectNowError("the database is starting up"), True),
+            (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), True),
+            (asyncpg.InterfaceError("connection is closed"), True),
+            (asyncpg.InterfaceError("pool is closing"), True),
+            (asyncpg.exceptions.ForeignKeyViolationError("violates foreign key"), False),
+            (asyncpg.exceptions.UndefinedColumnError("column does not exist"), False),
+            (asyncpg.InterfaceError("another operation is in progress"), False),
+        ],
+        ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+    )
+    async def test_only_lost_connections_are_503(self, exc: Exception, unavailable: bool) -> None:
+        response = await handle_database_unavailable(None, exc)  # type: ignore[arg-type]
+        assert response.status_code == (503 if unavailable else 500)
+
+    @pytest.mark.skipif(not is_postgres(), reason="the lean path is PostgreSQL's")
+    async def test_killed_connections_are_replaced(
+        self, app: FastAPI, client: httpx.AsyncClient, user: UserHandle
+    ) -> None:
+        url = "/api/v1/tasks"
+        assert (await client.get(url, headers=user.headers)).status_code == 200
+        async with app.state.engine.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": APPLICATION_NAME},
+            )
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the pool sees the connection close
+        statuses = [(await client.get(url, headers=user.headers)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
