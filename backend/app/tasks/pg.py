@@ -77,34 +77,43 @@ async def get_task(pool: PgPool, user_id: uuid.UUID, task_id: uuid.UUID) -> tupl
     return row[0], row[1].encode()
 
 
-# Creating a task is one statement (its own transaction): check the project, create
-# the missing tags (in key order, so two writers never lock the same tags in opposite
-# orders), lock the existing ones FOR KEY SHARE (a concurrent tag deletion waits for
-# our links), insert the task and link it. A tag created by a concurrent transaction
-# after the statement's snapshot is neither inserted nor seen: then no task is
-# inserted and the caller runs the statement again (the tags it did create are kept,
-# as a tag with no tasks may be). With a project that is missing or someone else's
-# nothing at all is written.
-_CREATE = """
-WITH ok AS (
-    SELECT $3::uuid IS NULL
-        OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2) AS project
-), wanted AS (
-    SELECT * FROM unnest($11::uuid[], $12::varchar[], $13::varchar[]) AS w(id, name, name_key)
+def _tag_ctes(user: str, ids: str, names: str, keys: str, now: str, only_if: str) -> str:
+    """The CTEs `wanted`, `inserted`, `existing` and `found` of the statements below,
+    with their parameters' placeholders: create the user's missing tags (in key order,
+    so two writers never lock the same tags in opposite orders) when `only_if`, lock
+    the existing ones FOR KEY SHARE (a concurrent tag deletion waits for our links);
+    `found` is both. A tag created by a concurrent transaction after the statement's
+    snapshot is neither inserted nor seen: the caller asks again for what is missing."""
+    return f"""wanted AS (
+    SELECT * FROM unnest({ids}::uuid[], {names}::varchar[], {keys}::varchar[])
+        AS w(id, name, name_key)
 ), inserted AS (
     INSERT INTO tag (id, user_id, name, name_key, created_at)
-    SELECT w.id, $2, w.name, w.name_key, $10 FROM wanted w, ok
-    WHERE ok.project
+    SELECT w.id, {user}, w.name, w.name_key, {now} FROM wanted w
+    WHERE {only_if}
     ORDER BY w.name_key COLLATE "C"
     ON CONFLICT (user_id, name_key) DO NOTHING
     RETURNING id, name, name_key
 ), existing AS (
     SELECT id, name, name_key FROM tag
-    WHERE user_id = $2 AND name_key = ANY($13::varchar[])
+    WHERE user_id = {user} AND name_key = ANY({keys}::varchar[])
     FOR KEY SHARE
 ), found AS (
     SELECT * FROM inserted UNION ALL SELECT * FROM existing
-), new_task AS (
+)"""
+
+
+# Creating a task is one statement (its own transaction): check the project, the tags
+# (_tag_ctes), insert the task and link it. When a tag was missed (see _tag_ctes) no
+# task is inserted and the caller runs the statement again (the tags it did create
+# are kept, as a tag with no tasks may be). With a project that is missing or someone
+# else's nothing at all is written.
+_CREATE = f"""
+WITH ok AS (
+    SELECT $3::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2) AS project
+), {_tag_ctes("$2", "$11", "$12", "$13", "$10", only_if="(SELECT project FROM ok)")},
+new_task AS (
     INSERT INTO task (id, user_id, project_id, title, title_key, description, search_text,
                       completed, priority, due_date, created_at, updated_at, version)
     SELECT $1, $2, $3, $4, $5, $6, $7, false, $8, $9, $10, $10, 1 FROM ok
@@ -117,22 +126,10 @@ SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
        array(SELECT name FROM found ORDER BY name_key COLLATE "C")
 """
 
-# For PATCH and PUT: the same tag statement for an existing task (see _CREATE).
-_LINK_TAGS = """
-WITH wanted AS (
-    SELECT * FROM unnest($3::uuid[], $4::varchar[], $5::varchar[]) AS w(id, name, name_key)
-), inserted AS (
-    INSERT INTO tag (id, user_id, name, name_key, created_at)
-    SELECT id, $2, name, name_key, $6 FROM wanted ORDER BY name_key COLLATE "C"
-    ON CONFLICT (user_id, name_key) DO NOTHING
-    RETURNING id, name, name_key
-), existing AS (
-    SELECT id, name, name_key FROM tag
-    WHERE user_id = $2 AND name_key = ANY($5::varchar[])
-    FOR KEY SHARE
-), found AS (
-    SELECT * FROM inserted UNION ALL SELECT * FROM existing
-), linked AS (
+# For PATCH: the tags of an existing task.
+_LINK_TAGS = f"""
+WITH {_tag_ctes("$2", "$3", "$4", "$5", "$6", only_if="true")},
+linked AS (
     INSERT INTO task_tag (task_id, tag_id) SELECT $1, id FROM found ON CONFLICT DO NOTHING
 )
 SELECT id, name, name_key FROM found
