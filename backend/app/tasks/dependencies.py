@@ -13,16 +13,11 @@ from app.tasks.schemas import IfMatch
 from app.tasks.service import TaskView
 
 
-async def get_owned_task(task_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal) -> TaskView:
-    return await service.get_owned_task(db, user.id, task_id)
-
-
 async def get_locked_task(task_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal) -> TaskView:
     """For writes: the row stays locked until the use case commits (PostgreSQL)."""
     return await service.get_owned_task(db, user.id, task_id, for_update=True)
 
 
-OwnedTask = Annotated[TaskView, Depends(get_owned_task)]
 LockedTask = Annotated[TaskView, Depends(get_locked_task)]
 
 
