@@ -58,7 +58,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.database = database
-    app.state.sessionmaker = database.sessionmaker
     app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter, sessions)
 
     register_handlers(app)

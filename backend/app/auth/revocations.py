@@ -19,6 +19,8 @@ from datetime import datetime
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.core.pg import libpq_dsn
+
 logger = logging.getLogger("app.auth.sessions")
 
 CHANNEL = "user_session_revoked"
@@ -28,12 +30,8 @@ RECONNECT_DELAY = 1.0
 
 class SessionCache:
     def __init__(self, database_url: str, ttl: float, max_entries: int = 100_000) -> None:
-        url = make_url(database_url)
-        self._dsn = (
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
-            if url.get_backend_name() == "postgresql"
-            else None
-        )
+        postgresql = make_url(database_url).get_backend_name() == "postgresql"
+        self._dsn = libpq_dsn(database_url) if postgresql else None
         self._ttl = ttl
         self._max_entries = max_entries
         # session id -> (user id, monotonic deadline)

@@ -86,8 +86,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. Routes never commit: services do, before the response
     is built. Teardown only closes (rolling back anything left uncommitted)."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    database: Database = request.app.state.database
+    async with database.session() as session:
         yield session
 
 

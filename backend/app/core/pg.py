@@ -15,7 +15,6 @@ and nothing here changes session state (no SET, LISTEN or advisory locks).
 """
 
 import asyncio
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -97,12 +96,16 @@ async def _keep(_: Any) -> None:
     """No reset query on release (see the module docstring)."""
 
 
+def libpq_dsn(database_url: str) -> str:
+    """The app's SQLAlchemy URL (`postgresql+asyncpg://...`) as asyncpg takes it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class PgPool:
     """asyncpg connections to the app's PostgreSQL database, `DB_POOL_SIZE` at most."""
 
     def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.DATABASE_URL).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._dsn = libpq_dsn(settings.DATABASE_URL)
         self._size = settings.DB_POOL_SIZE
         self._acquire_timeout = settings.DB_POOL_TIMEOUT
         self._connect_timeout = settings.DB_CONNECT_TIMEOUT
@@ -161,8 +164,3 @@ class PgPool:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-
-def as_uuid(value: Any) -> uuid.UUID | None:
-    """asyncpg returns its own UUID type; the rest of the app expects `uuid.UUID`."""
-    return None if value is None else uuid.UUID(bytes=value.bytes)

@@ -68,7 +68,7 @@ def insert_ignore(db: AsyncSession, entity: type[SQLModel]) -> postgresql.Insert
     return sqlite.insert(entity)
 
 
-def _unique_by_key(names: Sequence[str]) -> dict[str, str]:
+def unique_by_key(names: Sequence[str]) -> dict[str, str]:
     """key -> first spelling, for names already normalized (see TagName)."""
     spellings: dict[str, str] = {}
     for name in names:
@@ -110,7 +110,7 @@ async def ensure_tags(db: AsyncSession, user_id: uuid.UUID, names: Sequence[str]
     two requests never lock the same tags in opposite orders (no deadlock). The select
     takes FOR KEY SHARE on PostgreSQL, so a concurrent tag deletion waits for our links.
     """
-    spellings = _unique_by_key(names)
+    spellings = unique_by_key(names)
     keys = sorted(spellings)
     found: dict[str, TagRef] = {}
     for _ in range(_ENSURE_ATTEMPTS):

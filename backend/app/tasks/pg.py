@@ -2,9 +2,7 @@
 
 Same rules as service.py, fewer round trips, no ORM:
 - get one: one statement; PostgreSQL renders the task's JSON (json_page.task_json).
-- create: one statement without tags (autocommit); with tags a transaction of the
-  task insert and one statement that creates missing tags, locks the others and
-  links them all.
+- create: one statement (its own transaction): project check, tags, task, links.
 - update (PATCH): one `UPDATE ... WHERE version = ANY(If-Match) RETURNING <json>`;
   derived columns are computed from the row being updated (`search_text` keeps the
   casefolded half that did not change), so no prior read or row lock is needed and
@@ -45,9 +43,10 @@ from app.core.errors import ServiceUnavailable
 from app.core.pg import CompiledStatement, Connection, PgPool, compile_statement
 from app.core.schemas import utcnow
 from app.projects.models import Project
+from app.tags import service as tags_service
 from app.tasks.exceptions import PreconditionFailed, TaskNotFound, TaskProjectNotFound
 from app.tasks.json_page import task_json
-from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, Task
+from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, Task, search_text
 from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
 
 _table = Task.__table__  # type: ignore[attr-defined]
@@ -144,7 +143,7 @@ async def _link_tags(
     conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, names: list[str], *, replace: bool
 ) -> list[str]:
     """Make these (normalized) names the task's tags; their stored names, in key order."""
-    spellings = _spellings(names)
+    spellings = tags_service.unique_by_key(names)
     found: dict[str, tuple[uuid.UUID, str]] = {}
     now = utcnow()
     for _ in range(_ENSURE_ATTEMPTS):
@@ -166,17 +165,9 @@ async def _link_tags(
     return [found[key][1] for key in sorted(found)]
 
 
-def _spellings(names: list[str]) -> dict[str, str]:
-    """key -> first spelling, for names already normalized (see TagName)."""
-    spellings: dict[str, str] = {}
-    for name in names:
-        spellings.setdefault(name.casefold(), name)
-    return spellings
-
-
 async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> TaskPublic:
     task_id, now = uuid.uuid4(), utcnow()
-    spellings = _spellings(data.tags)
+    spellings = tags_service.unique_by_key(data.tags)
     keys = sorted(spellings)
     args: list[Any] = [
         task_id,
@@ -185,7 +176,7 @@ async def create_task(pool: PgPool, user_id: uuid.UUID, data: TaskCreate) -> Tas
         data.title,
         data.title.casefold(),
         data.description,
-        f"{data.title}{SEARCH_SEPARATOR}{data.description or ''}".casefold(),
+        search_text(data.title, data.description),
         PRIORITY_RANK[data.priority],
         data.due_date,
         now,

@@ -26,7 +26,7 @@ from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
 
 
 async def stored_hash(app: FastAPI, email: str) -> str:
-    async with app.state.sessionmaker() as db:
+    async with app.state.database.session() as db:
         user = (await db.execute(select(User).where(col(User.email) == email))).scalar_one()
         return user.hashed_password
 
@@ -96,7 +96,7 @@ class TestLogin:
     ) -> None:
         email, password = unique_email("legacy"), "legacy password 42"
         legacy = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-        async with app.state.sessionmaker() as db:
+        async with app.state.database.session() as db:
             db.add(User(email=email, hashed_password=legacy))
             await db.commit()
         assert (await login(client, email, "legacy password 43")).status_code == 401

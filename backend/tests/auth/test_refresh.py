@@ -96,7 +96,7 @@ class TestRefresh:
     async def test_expired_session_is_refused(
         self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
     ) -> None:
-        async with app.state.sessionmaker() as db:
+        async with app.state.database.session() as db:
             await db.execute(
                 update(UserSession)
                 .where(col(UserSession.id) == uuid.UUID(session_id(user.access_token)))

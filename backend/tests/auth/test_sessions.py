@@ -69,7 +69,7 @@ class TestListSessions:
     ) -> None:
         """Written at most every few minutes: an hour-old value is updated on the next use."""
         an_hour_ago = utcnow() - timedelta(hours=1)
-        async with app.state.sessionmaker() as db:
+        async with app.state.database.session() as db:
             await db.execute(
                 update(UserSession)
                 .where(col(UserSession.id) == uuid.UUID(session_id(user.access_token)))
