@@ -117,30 +117,32 @@ class TestTaskCount:
         assert await counter_and_tasks(app, alice) == (3, 3)
         assert await counter_and_tasks(app, bob) == (1, 1)
 
-    async def test_project_deletion_keeps_its_tasks_counted(
-        self, client, app: FastAPI, user: UserHandle, project_factory, task_factory
+    @pytest.mark.parametrize(
+        ("params", "left"),
+        [({}, 4), ({"delete_tasks": "true"}, 1)],
+        ids=["tasks-kept", "tasks-deleted"],
+    )
+    async def test_project_deletion(
+        self,
+        client,
+        app: FastAPI,
+        user: UserHandle,
+        project_factory,
+        task_factory,
+        params: dict,
+        left: int,
     ) -> None:
-        project = await project_factory()
-        for _ in range(3):
-            await task_factory(project_id=project["id"])
-        await task_factory()
-        response = await client.delete(f"{PROJECTS}/{project['id']}", headers=user.headers)
-        assert response.status_code == 204
-        assert await counter_and_tasks(app, user) == (4, 4)
-        assert (await list_tasks(client, user))["total"] == 4
-
-    async def test_project_deletion_with_its_tasks_uncounts_them(
-        self, client, app: FastAPI, user: UserHandle, project_factory, task_factory
-    ) -> None:
+        """Deleting a project keeps its tasks counted, or uncounts them with them."""
         project = await project_factory()
         for _ in range(3):
             await task_factory(project_id=project["id"])
         await task_factory()
         response = await client.delete(
-            f"{PROJECTS}/{project['id']}", params={"delete_tasks": "true"}, headers=user.headers
+            f"{PROJECTS}/{project['id']}", params=params, headers=user.headers
         )
         assert response.status_code == 204
-        assert await counter_and_tasks(app, user) == (1, 1)
+        assert await counter_and_tasks(app, user) == (left, left)
+        assert (await list_tasks(client, user))["total"] == left
 
     async def test_account_deletion_removes_the_counter(
         self, client, app: FastAPI, user_factory: UserFactory
