@@ -4,11 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
-PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/todo_test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate test test-sqlite test-postgres lint format bench clean
+.PHONY: install run serve migrate test lint format bench clean
 
 install: $(STAMP)
 
@@ -19,28 +18,25 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# With DATABASE_URL unset (the default) this migrates the embedded PostgreSQL under
+# backend/data, starting it for the occasion when no app runs it.
 migrate: install
 	cd backend && $(BIN)/alembic upgrade head
 
-run: migrate
+# Without DATABASE_URL the app starts the embedded PostgreSQL itself (backend/data),
+# migrates it and stops it when the last worker exits; with one, run `make migrate` first.
+run: install
 	cd backend && $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) \
-		--loop uvloop --http httptools --no-access-log
+		--loop uvloop --http httptools --no-access-log $(UVICORN_ARGS)
 
-# SQLite always; PostgreSQL too when TEST_DATABASE_URL is set or a server answers locally.
+serve: run
+
+# The whole suite, once: on TEST_DATABASE_URL when set, else on an embedded PostgreSQL
+# of the run's own in a temporary directory (never on whatever answers on 5432).
 test: install
 	rm -f backend/.coverage
-	$(MAKE) --no-print-directory test-sqlite
-	@if [ -n "$$TEST_DATABASE_URL" ] || $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
-		$(MAKE) --no-print-directory test-postgres; \
-	else echo "No PostgreSQL answering on 127.0.0.1:5432 and TEST_DATABASE_URL unset: PostgreSQL run skipped"; fi
+	cd backend && $(BIN)/pytest --cov -p no:cacheprovider $(PYTEST_ARGS)
 	cd backend && $(BIN)/coverage report --fail-under=90
-
-test-sqlite: install
-	cd backend && env -u TEST_DATABASE_URL $(BIN)/pytest --cov --cov-append -p no:cacheprovider $(PYTEST_ARGS)
-
-test-postgres: install
-	cd backend && TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$(PG_TEST_URL)}" \
-		$(BIN)/pytest --cov --cov-append -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app

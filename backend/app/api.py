@@ -3,12 +3,12 @@ compatibility routes) and the health checks."""
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app.auth.dependencies import CurrentPrincipal
 from app.auth.router import router as auth_router
+from app.core.db import DatabaseDep
 from app.core.errors import Forbidden, ServiceUnavailable
 from app.core.openapi import problems
 from app.projects.router import router as projects_router
@@ -66,11 +66,11 @@ async def health() -> HealthStatus:
 
 
 @health_router.get("/health/ready", response_model=HealthStatus, responses=problems(503))
-async def ready(request: Request) -> HealthStatus:
+async def ready(database: DatabaseDep) -> HealthStatus:
     """Readiness: 200 when the database answers, else 503."""
     try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with database.connection() as conn:
+            await conn.fetchval("SELECT 1")
     except Exception as exc:
         raise ServiceUnavailable() from exc
     return HealthStatus(status="ok")

@@ -1,8 +1,10 @@
 """The application factory: settings, shared services, middleware, handlers, routers."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -10,13 +12,17 @@ from starlette.middleware.cors import CORSMiddleware
 from app.api import api_router, health_router
 from app.auth.revocations import SessionCache
 from app.auth.service import TOUCH_INTERVAL, AuthContext
+from app.core import migrations
 from app.core.config import Settings, get_settings
-from app.core.db import create_database, create_engine
+from app.core.db import Database
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher, TokenService
+
+if TYPE_CHECKING:
+    from app.core.embedded import EmbeddedDatabase
 
 logger = logging.getLogger("app")
 
@@ -32,22 +38,25 @@ Errors are RFC 9457 `application/problem+json` with a stable `code` and the
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL)
-    engine = create_engine(settings)
     hasher = PasswordHasher(settings.BCRYPT_ROUNDS, settings.PASSWORD_HASH_THREADS)
     limiter = RateLimiter(settings)
-    sessions = SessionCache(settings.DATABASE_URL, ttl=TOUCH_INTERVAL.total_seconds())
-    database = create_database(settings, engine)
+    sessions = SessionCache(ttl=TOUCH_INTERVAL.total_seconds())
+    database = Database(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         logger.info("starting", extra={"environment": settings.ENVIRONMENT.value})
-        sessions.start()
-        yield
-        await sessions.stop()
-        hasher.close()
-        if database.pg is not None:
-            await database.pg.close()
-        await engine.dispose()
+        server = await _start_embedded(settings, database) if database.url is None else None
+        assert database.url is not None
+        sessions.start(database.url)
+        try:
+            yield
+        finally:
+            await sessions.stop()
+            hasher.close()
+            await database.close()
+            if server is not None:
+                await asyncio.to_thread(server.release)
 
     app = FastAPI(
         title="Todo API",
@@ -56,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine
     app.state.database = database
     app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter, sessions)
 
@@ -80,6 +88,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+async def _start_embedded(settings: Settings, database: Database) -> "EmbeddedDatabase":
+    """No DATABASE_URL: attach to (or start) the PostgreSQL server under DATA_DIR and
+    bring its schema up to date. Every worker does this; the server is shared, and the
+    migrations serialize on a lock of their own (app/alembic/env.py). Imported here:
+    a deployment with DATABASE_URL never loads the embedded server's code."""
+    from app.core import embedded
+
+    server = await asyncio.to_thread(embedded.attach, settings.DATA_DIR)
+    try:
+        await asyncio.to_thread(migrations.upgrade, server.url)
+    except BaseException:
+        await asyncio.to_thread(server.release)
+        raise
+    database.use(server.url)
+    return server
 
 
 app = create_app()

@@ -1,5 +1,10 @@
-"""Test set-up: a real database (SQLite by default, PostgreSQL when TEST_DATABASE_URL
-is set), migrated once per run with Alembic, and the app driven over HTTP.
+"""Test set-up: a real PostgreSQL database, migrated once per run with Alembic, and the
+app driven over HTTP.
+
+The database is TEST_DATABASE_URL when set (CI points it at the machine's server; its
+schema is dropped and rebuilt by the migrations), else an embedded PostgreSQL of the
+run's own in a temporary directory, stopped at the end. A server that merely happens
+to answer on 5432 is never touched.
 
 Each test starts from empty tables (truncated after every test) rather than inside
 one rolled-back transaction: the app runs its own connection pool, and the race tests
@@ -9,7 +14,7 @@ need real commits seen across connections.
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,52 +30,39 @@ os.environ.update(
     }
 )
 os.environ.pop("REDIS_URL", None)
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{_TMP / 'test.db'}"
-os.environ["DATABASE_URL"] = TEST_DATABASE_URL
+os.environ.pop("DATABASE_URL", None)  # the test database is chosen below, per run
 
+import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from app.core.config import Settings  # noqa: E402
+from app.core.db import libpq_dsn  # noqa: E402
+from app.core.migrations import alembic_config, upgrade  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import metadata  # noqa: E402
 
 BACKEND = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 
-
-def is_postgres() -> bool:
-    return TEST_DATABASE_URL.startswith("postgresql")
+__all__ = ["alembic_config"]
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(BACKEND / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    return config
-
-
-def _reset_postgres(url: str) -> None:
+def _reset_database(url: str) -> None:
     """Create the test database if needed and empty it, so migrations run from zero."""
     import asyncio
 
-    import asyncpg
-
-    parsed = make_url(url)
-    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = make_url(dsn).set(database="postgres").render_as_string(hide_password=False)
+    dsn = libpq_dsn(url)
+    database = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    admin = dsn.rsplit("/", 1)[0] + "/postgres"
 
     async def reset() -> None:
         try:
             conn = await asyncpg.connect(dsn)
         except asyncpg.InvalidCatalogNameError:
             conn = await asyncpg.connect(admin)
-            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+            await conn.execute(f'CREATE DATABASE "{database}"')
             await conn.close()
             conn = await asyncpg.connect(dsn)
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
@@ -80,17 +72,48 @@ def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def migrated_url() -> str:
+def database_url() -> Iterator[str]:
+    """TEST_DATABASE_URL, else this run's own embedded server (never whatever answers
+    on 5432)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from app.core import embedded
+
+    server = embedded.attach(_TMP / "embedded")
+    try:
+        yield server.url
+    finally:
+        server.release()
+
+
+@pytest.fixture(scope="session")
+def migrated_url(database_url: str) -> str:
     """Apply every migration once per run (this also tests the migrations)."""
-    if is_postgres():
-        _reset_postgres(TEST_DATABASE_URL)
-    command.upgrade(alembic_config(TEST_DATABASE_URL), "head")
-    return TEST_DATABASE_URL
+    _reset_database(database_url)
+    upgrade(database_url)
+    return database_url
 
 
 @pytest.fixture(scope="session")
 def settings(migrated_url: str) -> Settings:
     return Settings(DATABASE_URL=migrated_url)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A connection of the test's own, outside the app's pool."""
+    return await asyncpg.connect(libpq_dsn(url))
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, to look at (or prepare) the database directly."""
+    conn = await connect(settings.DATABASE_URL)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 AppFactory = Callable[..., FastAPI]
@@ -108,9 +131,7 @@ async def make_app(settings: Settings) -> AsyncIterator[AppFactory]:
 
     yield factory
     for app in apps:
-        if app.state.database.pg is not None:
-            await app.state.database.pg.close()
-        await app.state.engine.dispose()
+        await app.state.database.close()
         app.state.auth.hasher.close()
 
 
@@ -123,12 +144,8 @@ def app(make_app: AppFactory) -> FastAPI:
 async def _empty_tables(app: FastAPI) -> AsyncIterator[None]:
     yield
     tables = [table.name for table in metadata.sorted_tables]
-    async with app.state.engine.begin() as conn:
-        if is_postgres():
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for name in reversed(tables):
-                await conn.execute(text(f"DELETE FROM {name}"))
+    async with app.state.database.connection() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:

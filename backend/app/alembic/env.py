@@ -1,49 +1,69 @@
-"""Alembic environment: async engine from the application's settings."""
+"""Alembic environment: the application's database over asyncpg.
+
+Without DATABASE_URL (and no URL passed by the caller) the migrations run on the
+embedded PostgreSQL under DATA_DIR, started for the occasion if no app runs it.
+Concurrent runs (several workers of the embedded default start at once) serialize on
+a transaction-level advisory lock, so the second finds the schema at head.
+"""
 
 import asyncio
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import get_settings
-from app.core.db import create_engine
 from app.models import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-
-def _url() -> str:
-    return config.attributes.get("database_url") or get_settings().DATABASE_URL
+# Any fixed number: it names the lock that migrations of this app take.
+MIGRATION_LOCK = 7_402_311_118
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=metadata, literal_binds=True)
+    url = config.attributes.get("database_url") or get_settings().DATABASE_URL
+    context.configure(url=url, target_metadata=metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
+    context.configure(connection=connection, target_metadata=metadata)
     with context.begin_transaction():
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         context.run_migrations()
 
 
-async def run_migrations_online() -> None:
-    settings = get_settings().model_copy(update={"DATABASE_URL": _url()})
-    engine = create_engine(settings)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+async def _migrate(url: str) -> None:
+    engine = create_async_engine(url, hide_parameters=True)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    settings = get_settings()
+    url = config.attributes.get("database_url") or settings.DATABASE_URL
+    if url:
+        asyncio.run(_migrate(url))
+        return
+    from app.core import embedded  # only the embedded default needs it
+
+    server = embedded.attach(settings.DATA_DIR)
+    try:
+        asyncio.run(_migrate(server.url))
+    finally:
+        server.release()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    asyncio.run(run_migrations_online())
+    run_migrations_online()

@@ -11,7 +11,7 @@ from app.auth import service
 from app.auth.exceptions import InvalidToken
 from app.auth.models import User
 from app.core.context import set_user_id
-from app.core.db import DatabaseDep, SessionDep
+from app.core.db import DatabaseDep
 from app.core.errors import Unauthorized
 from app.core.security import AccessClaims, TokenError
 
@@ -41,7 +41,7 @@ async def get_claims(
 Claims = Annotated[AccessClaims, Depends(get_claims)]
 
 
-async def get_current_user(db: SessionDep, claims: Claims) -> User:
+async def get_current_user(db: DatabaseDep, claims: Claims) -> User:
     user = await service.authenticate(db, claims)
     set_user_id(str(user.id))
     return user
@@ -58,14 +58,13 @@ class Principal:
     session_id: uuid.UUID
 
 
-async def get_principal(database: DatabaseDep, auth: AuthDep, claims: Claims) -> Principal:
+async def get_principal(db: DatabaseDep, auth: AuthDep, claims: Claims) -> Principal:
     """Checks the session like CurrentUser, but answers from the in-memory cache of live
     sessions when it can (exact: revocations evict it at once, see revocations.py)."""
     sessions = auth.sessions
     if not sessions.is_live(claims.session_id, claims.user_id):
         generation = sessions.generation
-        async with database.session() as db:
-            expires_at = await service.check_session(db, claims)
+        expires_at = await service.check_session(db, claims)
         sessions.remember(claims.session_id, claims.user_id, expires_at, generation)
     set_user_id(str(claims.user_id))
     return Principal(claims.user_id, claims.session_id)

@@ -5,8 +5,10 @@ Exactness comes from PostgreSQL: a trigger on `user_session` sends NOTIFY with t
 session id whenever a row is deleted (logout, revocation, password change, account
 deletion by cascade, refresh-token reuse), and every worker LISTENs and evicts it.
 The cache is used only while the listener is connected; it is emptied whenever the
-listener (re)connects, since notifications may have been missed. On SQLite, or while
-the listener is down, every request checks the database, as before.
+listener (re)connects, since notifications may have been missed. While the listener
+is down, every request checks the database.
+
+The listener is the one connection a worker holds outside its pool.
 """
 
 import asyncio
@@ -17,9 +19,8 @@ import uuid
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
-from app.core.pg import libpq_dsn
+from app.core.db import libpq_dsn
 
 logger = logging.getLogger("app.auth.sessions")
 
@@ -29,9 +30,8 @@ RECONNECT_DELAY = 1.0
 
 
 class SessionCache:
-    def __init__(self, database_url: str, ttl: float, max_entries: int = 100_000) -> None:
-        postgresql = make_url(database_url).get_backend_name() == "postgresql"
-        self._dsn = libpq_dsn(database_url) if postgresql else None
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self._dsn: str | None = None
         self._ttl = ttl
         self._max_entries = max_entries
         # session id -> (user id, monotonic deadline)
@@ -46,8 +46,10 @@ class SessionCache:
     def active(self) -> bool:
         return self._listening
 
-    def start(self) -> None:
-        if self._dsn and self._task is None:
+    def start(self, database_url: str) -> None:
+        """Listen on this database (the app's, known once an embedded one runs)."""
+        self._dsn = libpq_dsn(database_url)
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._listen_forever())
 
     async def stop(self) -> None:

@@ -21,7 +21,7 @@ from app.auth.schemas import (
     UserPublic,
     UserUpdate,
 )
-from app.core.db import SessionDep
+from app.core.db import DatabaseDep
 from app.core.errors import ValidationFailed
 from app.core.openapi import problems
 from app.core.sanitize import forbidden_character, sanitize_text
@@ -48,7 +48,7 @@ def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
     "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429, 503)
 )
 async def signup(
-    data: SignupRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+    data: SignupRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
     """Create an account and start a session."""
     await auth.limiter.hit(auth.settings.SIGNUP_RATE_LIMIT, "signup", client.address)
@@ -59,7 +59,7 @@ async def signup(
 
 @router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
 async def login(
-    data: LoginRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+    data: LoginRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
     """Log in with email and password (JSON)."""
     await auth.limiter.hit(auth.settings.LOGIN_RATE_LIMIT, "login", client.address)
@@ -71,7 +71,7 @@ async def login(
 @router.post("/token", response_model=TokenResponse, responses=problems(401, 429, 503))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    db: SessionDep,
+    db: DatabaseDep,
     auth: AuthDep,
     client: Client,
     response: Response,
@@ -113,7 +113,7 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
 
 @router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
 async def refresh_tokens(
-    data: RefreshRequest, db: SessionDep, auth: AuthDep, client: Client, response: Response
+    data: RefreshRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
     """Trade a refresh token for a new pair; the old one is spent."""
     await auth.limiter.hit(auth.settings.REFRESH_RATE_LIMIT, "refresh", client.address)
@@ -123,13 +123,13 @@ async def refresh_tokens(
 
 
 @router.post("/logout", status_code=204, responses=problems(401))
-async def logout(db: SessionDep, auth: AuthDep, claims: Claims, _: CurrentUser) -> None:
+async def logout(db: DatabaseDep, auth: AuthDep, claims: Claims, _: CurrentUser) -> None:
     """End this session: its access and refresh tokens stop working at once."""
     await service.logout(db, auth, claims)
 
 
 @router.post("/logout-all", status_code=204, responses=problems(401))
-async def logout_all(db: SessionDep, auth: AuthDep, user: CurrentUser) -> None:
+async def logout_all(db: DatabaseDep, auth: AuthDep, user: CurrentUser) -> None:
     """End every session of the user."""
     await service.logout_all(db, auth, user)
 
@@ -141,7 +141,7 @@ async def read_me(user: CurrentUser) -> UserPublic:
 
 
 @router.patch("/me", response_model=UserPublic, responses=problems(401, 415))
-async def update_me(data: UserUpdate, db: SessionDep, user: CurrentUser) -> UserPublic:
+async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> UserPublic:
     """Change the user's name (`null` clears it)."""
     if "name" in data.model_fields_set:
         user = await service.update_name(db, user, data.name)
@@ -150,7 +150,7 @@ async def update_me(data: UserUpdate, db: SessionDep, user: CurrentUser) -> User
 
 @router.post("/password", status_code=204, responses=problems(401, 415, 429, 503))
 async def change_password(
-    data: PasswordChange, db: SessionDep, auth: AuthDep, user: CurrentUser, claims: Claims
+    data: PasswordChange, db: DatabaseDep, auth: AuthDep, user: CurrentUser, claims: Claims
 ) -> None:
     """Change the password; every other session ends."""
     await service.change_password(db, auth, user, claims, data.current_password, data.new_password)
@@ -158,14 +158,14 @@ async def change_password(
 
 @router.delete("/me", status_code=204, responses=problems(401, 415, 429, 503))
 async def delete_me(
-    data: AccountDeletion, db: SessionDep, auth: AuthDep, user: CurrentUser
+    data: AccountDeletion, db: DatabaseDep, auth: AuthDep, user: CurrentUser
 ) -> None:
     """Delete the account and all its data (the password confirms it)."""
     await service.delete_account(db, auth, user, data.password)
 
 
 @router.get("/sessions", response_model=list[SessionPublic], responses=problems(401))
-async def list_sessions(db: SessionDep, user: CurrentUser, claims: Claims) -> list[SessionPublic]:
+async def list_sessions(db: DatabaseDep, user: CurrentUser, claims: Claims) -> list[SessionPublic]:
     """The user's active sessions; `current` marks the caller's."""
     sessions = await service.list_sessions(db, user)
     return [
@@ -182,7 +182,7 @@ async def list_sessions(db: SessionDep, user: CurrentUser, claims: Claims) -> li
 
 @router.delete("/sessions/{session_id}", status_code=204, responses=problems(401, 404))
 async def revoke_session(
-    session_id: uuid.UUID, db: SessionDep, auth: AuthDep, user: CurrentUser
+    session_id: uuid.UUID, db: DatabaseDep, auth: AuthDep, user: CurrentUser
 ) -> None:
     """End one of the user's sessions."""
     await service.revoke_session(db, auth, user, session_id)

@@ -1,22 +1,27 @@
-"""Auth use cases. Each write ends with exactly one commit; nothing here knows HTTP."""
+"""Auth use cases on the worker's asyncpg pool; nothing here knows HTTP.
+
+Each write is one statement (statements.py), run on its own: PostgreSQL makes it one
+transaction, so each use case ends with exactly one commit, before the response is
+built, in one round trip. Reads run on a pooled connection too. No connection is held
+while bcrypt runs (~0.3 s at cost 12): the connection is returned before hashing and
+taken again for the write.
+"""
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+import asyncpg
 
+from app.auth import statements as sql
 from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
-from app.auth.models import RefreshToken, User, UserSession
+from app.auth.models import User, UserSession
 from app.auth.revocations import SessionCache
 from app.auth.schemas import SignupRequest
 from app.core.config import Settings
+from app.core.db import Database
 from app.core.ratelimit import RateLimiter
-from app.core.schemas import as_utc, utcnow
+from app.core.schemas import utcnow
 from app.core.security import (
     AccessClaims,
     PasswordHasher,
@@ -31,7 +36,7 @@ TOUCH_INTERVAL = timedelta(minutes=5)
 
 @dataclass(slots=True)
 class AuthContext:
-    """What the auth use cases need besides a database session."""
+    """What the auth use cases need besides the database."""
 
     settings: Settings
     hasher: PasswordHasher
@@ -48,193 +53,148 @@ class IssuedTokens:
     expires_in: int
 
 
-async def _start_session(
-    db: AsyncSession, auth: AuthContext, user: User, user_agent: str | None
-) -> IssuedTokens:
-    """Add a session and its first refresh token (flushed, not committed)."""
-    now = utcnow()
-    user_session = UserSession(
-        user_id=user.id,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + timedelta(days=auth.settings.REFRESH_TOKEN_EXPIRE_DAYS),
-        user_agent=user_agent,
-    )
-    db.add(user_session)
-    await db.flush()
-    return await _issue(db, auth, user, user_session)
+def _user(row: asyncpg.Record) -> User:
+    return User(**{name: row[name] for name in sql.USER_FIELDS})
 
 
-async def _issue(
-    db: AsyncSession, auth: AuthContext, user: User, user_session: UserSession
-) -> IssuedTokens:
-    raw, token_hash = new_refresh_token()
-    db.add(RefreshToken(token_hash=token_hash, session_id=user_session.id))
-    await db.flush()
+def _tokens(auth: AuthContext, user: User, session_id: uuid.UUID, raw: str) -> IssuedTokens:
     return IssuedTokens(
         user=user,
-        access_token=auth.tokens.create_access_token(user.id, user_session.id),
+        access_token=auth.tokens.create_access_token(user.id, session_id),
         refresh_token=raw,
         expires_in=int(auth.tokens.access_ttl.total_seconds()),
     )
 
 
+def _session_expiry(auth: AuthContext, now: datetime) -> datetime:
+    return now + timedelta(days=auth.settings.REFRESH_TOKEN_EXPIRE_DAYS)
+
+
 async def signup(
-    db: AsyncSession, auth: AuthContext, data: SignupRequest, user_agent: str | None
+    db: Database, auth: AuthContext, data: SignupRequest, user_agent: str | None
 ) -> IssuedTokens:
     hashed = await auth.hasher.hash(data.password)
-    user = User(email=str(data.email), name=data.name, hashed_password=hashed)
-    db.add(user)
-    try:
-        # The unique constraint decides under concurrent signups: the loser gets 409.
-        await db.flush()
-    except IntegrityError:
-        await db.rollback()
-        raise EmailTaken() from None
-    issued = await _start_session(db, auth, user, user_agent)
-    await db.commit()
-    return issued
-
-
-async def _get_user_by_email(db: AsyncSession, email: str) -> User | None:
-    result = await db.execute(select(User).where(col(User.email) == email))
-    return result.scalars().first()
+    now, session_id = utcnow(), uuid.uuid4()
+    user = User(
+        email=str(data.email),
+        name=data.name,
+        hashed_password=hashed,
+        created_at=now,
+        updated_at=now,
+    )
+    raw, token_hash = new_refresh_token()
+    args = (user.id, user.email, user.name, hashed, now)
+    session = (session_id, _session_expiry(auth, now), user_agent, token_hash)
+    async with db.connection() as conn:
+        try:
+            await conn.execute(sql.SIGNUP, *args, *session)
+        except asyncpg.UniqueViolationError:
+            # The constraint decides under concurrent signups: the loser gets 409.
+            raise EmailTaken() from None
+    return _tokens(auth, user, session_id, raw)
 
 
 async def login(
-    db: AsyncSession, auth: AuthContext, email: str, password: str, user_agent: str | None
+    db: Database, auth: AuthContext, email: str, password: str, user_agent: str | None
 ) -> IssuedTokens:
     failed_limit = auth.settings.FAILED_LOGIN_LIMIT
     await auth.limiter.check(failed_limit, "failed-login", email)
-    user = await _get_user_by_email(db, email)
-    await db.commit()  # end the read: no connection is held while bcrypt runs
+    async with db.connection() as conn:  # returned before bcrypt runs
+        row = await conn.fetchrow(sql.GET_USER_BY_EMAIL, email)
+    user = None if row is None else _user(row)
     # Unknown emails verify against a dummy hash: same work, same answer, same timing.
     ok, new_hash = await auth.hasher.verify(password, user.hashed_password if user else None)
     if user is None or not ok:
         await auth.limiter.hit(failed_limit, "failed-login", email)
         raise InvalidCredentials()
-    if new_hash:  # a plain $2b$ hash (or an old cost) is upgraded on login
-        user.hashed_password = new_hash
-        db.add(user)
-    issued = await _start_session(db, auth, user, user_agent)
-    await db.commit()
-    return issued
-
-
-async def _find_refresh_token(
-    db: AsyncSession, token_hash: str
-) -> tuple[RefreshToken, UserSession, User] | None:
-    row = (
-        await db.execute(
-            select(RefreshToken, UserSession, User)
-            .join(UserSession, col(UserSession.id) == col(RefreshToken.session_id))
-            .join(User, col(User.id) == col(UserSession.user_id))
-            .where(col(RefreshToken.token_hash) == token_hash)
+    now, session_id = utcnow(), uuid.uuid4()
+    raw, token_hash = new_refresh_token()
+    async with db.connection() as conn:
+        started = await conn.fetchval(
+            sql.LOGIN,
+            user.id,
+            user.hashed_password,
+            new_hash,  # a plain $2b$ hash (or an old cost) is upgraded on login
+            session_id,
+            now,
+            _session_expiry(auth, now),
+            user_agent,
+            token_hash,
         )
-    ).first()
-    return None if row is None else (row.RefreshToken, row.UserSession, row.User)
+    if not started:  # the account was deleted while its password was being checked
+        raise InvalidCredentials()
+    return _tokens(auth, user, session_id, raw)
 
 
 async def refresh(
-    db: AsyncSession, auth: AuthContext, raw_token: str, user_agent: str | None
+    db: Database, auth: AuthContext, raw_token: str, user_agent: str | None
 ) -> IssuedTokens:
-    token_hash = hash_refresh_token(raw_token)
     now = utcnow()
-    found = await _find_refresh_token(db, token_hash)
-    if found is None:
+    raw, successor_hash = new_refresh_token()
+    args = (hash_refresh_token(raw_token), now, _session_expiry(auth, now), user_agent)
+    async with db.connection() as conn:
+        row = await conn.fetchrow(sql.REFRESH, *args, successor_hash)
+        if row is None:  # unknown token, or its session ended or expired
+            raise InvalidToken()
+        session_id: uuid.UUID = row["session_id"]
+        if not row["fresh"]:
+            # A spent token presented again: it was copied. End the whole session
+            # (OAuth 2.0 Security BCP, RFC 9700 §4.14.2: refresh token reuse detection).
+            await conn.execute(sql.DELETE_SESSION, session_id)
+    if not row["fresh"]:
+        auth.sessions.forget(session_id)
         raise InvalidToken()
-    _, user_session, user = found
-    if as_utc(user_session.expires_at) <= now:
-        raise InvalidToken()
-    # Spend the token atomically: of two concurrent uses only one can win. Only the
-    # UPDATE's result says whether it was still unspent (the ORM copies the new
-    # spent_at into the loaded row, so that row cannot tell any more).
-    spent = await db.execute(
-        update(RefreshToken)
-        .where(col(RefreshToken.token_hash) == token_hash, col(RefreshToken.spent_at).is_(None))
-        .values(spent_at=now)
-        .returning(col(RefreshToken.token_hash))
-    )
-    if spent.first() is None:
-        # A spent token presented again: it was copied. End the whole session
-        # (OAuth 2.0 Security BCP, RFC 9700 §4.14.2: refresh token reuse detection).
-        await db.execute(delete(UserSession).where(col(UserSession.id) == user_session.id))
-        await db.commit()
-        auth.sessions.forget(user_session.id)
-        raise InvalidToken()
-    user_session.last_used_at = now
-    user_session.expires_at = now + timedelta(days=auth.settings.REFRESH_TOKEN_EXPIRE_DAYS)
-    if user_agent:
-        user_session.user_agent = user_agent
-    db.add(user_session)
-    issued = await _issue(db, auth, user, user_session)
-    await db.commit()
-    return issued
+    return _tokens(auth, _user(row), session_id, raw)
 
 
-async def authenticate(db: AsyncSession, claims: AccessClaims) -> User:
-    """The per-request check: one statement loads the user through a live session."""
-    row = await _live_session(db, claims, User)
-    user: User = row.User
-    return user
-
-
-async def check_session(db: AsyncSession, claims: AccessClaims) -> datetime:
-    """The same check without loading the user; returns when the session expires."""
-    row = await _live_session(db, claims, col(UserSession.expires_at))
-    return as_utc(row.expires_at)
-
-
-async def _live_session(db: AsyncSession, claims: AccessClaims, *columns: Any) -> Any:
+def _check_args(claims: AccessClaims) -> tuple[uuid.UUID, uuid.UUID, datetime, datetime]:
     now = utcnow()
-    row = (
-        await db.execute(
-            select(*columns, col(UserSession.last_used_at))
-            .select_from(UserSession)
-            .join(User, col(UserSession.user_id) == col(User.id))
-            .where(
-                col(UserSession.id) == claims.session_id,
-                col(User.id) == claims.user_id,
-                col(UserSession.expires_at) > now,
-            )
-        )
-    ).first()
+    return claims.session_id, claims.user_id, now, now - TOUCH_INTERVAL
+
+
+async def authenticate(db: Database, claims: AccessClaims) -> User:
+    """The per-request check: one statement loads the user through a live session
+    (and touches last_used_at when due)."""
+    async with db.connection() as conn:
+        row = await conn.fetchrow(sql.AUTHENTICATE, *_check_args(claims))
     if row is None:
         raise InvalidToken()
-    if now - as_utc(row.last_used_at) > TOUCH_INTERVAL:
-        await db.execute(
-            update(UserSession)
-            .where(col(UserSession.id) == claims.session_id)
-            .values(last_used_at=now)
-        )
-        await db.commit()
-    return row
+    return _user(row)
 
 
-async def logout(db: AsyncSession, auth: AuthContext, claims: AccessClaims) -> None:
-    await db.execute(delete(UserSession).where(col(UserSession.id) == claims.session_id))
-    await db.commit()
+async def check_session(db: Database, claims: AccessClaims) -> datetime:
+    """The same check without loading the user; returns when the session expires."""
+    async with db.connection() as conn:
+        expires_at: datetime | None = await conn.fetchval(sql.CHECK_SESSION, *_check_args(claims))
+    if expires_at is None:
+        raise InvalidToken()
+    return expires_at
+
+
+async def logout(db: Database, auth: AuthContext, claims: AccessClaims) -> None:
+    async with db.connection() as conn:
+        await conn.execute(sql.DELETE_SESSION, claims.session_id)
     auth.sessions.forget(claims.session_id)
 
 
-async def logout_all(db: AsyncSession, auth: AuthContext, user: User) -> None:
-    await db.execute(delete(UserSession).where(col(UserSession.user_id) == user.id))
-    await db.commit()
+async def logout_all(db: Database, auth: AuthContext, user: User) -> None:
+    async with db.connection() as conn:
+        await conn.execute(sql.DELETE_USER_SESSIONS, user.id)
     auth.sessions.forget_user(user.id)
 
 
-async def update_name(db: AsyncSession, user: User, name: str | None) -> User:
-    user.name = name
-    user.updated_at = utcnow()
-    db.add(user)
-    await db.commit()
-    return user
+async def update_name(db: Database, user: User, name: str | None) -> User:
+    async with db.connection() as conn:
+        row = await conn.fetchrow(sql.UPDATE_NAME, user.id, name, utcnow())
+    if row is None:  # the account was deleted since the request was authenticated
+        raise InvalidToken()
+    return _user(row)
 
 
-async def _check_password(db: AsyncSession, auth: AuthContext, user: User, password: str) -> None:
-    """Verify the caller's password (brute force limited per account, like login)."""
+async def _check_password(auth: AuthContext, user: User, password: str) -> None:
+    """Verify the caller's password (brute force limited per account, like login).
+    No connection is held: the user was loaded by the request's dependency."""
     await auth.limiter.check(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", user.email)
-    await db.commit()  # release the connection while bcrypt runs
     ok, _ = await auth.hasher.verify(password, user.hashed_password)
     if not ok:
         await auth.limiter.hit(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", user.email)
@@ -242,52 +202,39 @@ async def _check_password(db: AsyncSession, auth: AuthContext, user: User, passw
 
 
 async def change_password(
-    db: AsyncSession, auth: AuthContext, user: User, claims: AccessClaims, current: str, new: str
+    db: Database, auth: AuthContext, user: User, claims: AccessClaims, current: str, new: str
 ) -> None:
-    await _check_password(db, auth, user, current)
-    user.hashed_password = await auth.hasher.hash(new)
-    user.updated_at = utcnow()
-    db.add(user)
-    await db.execute(
-        delete(UserSession).where(
-            col(UserSession.user_id) == user.id,
-            col(UserSession.id) != claims.session_id,
+    await _check_password(auth, user, current)
+    hashed = await auth.hasher.hash(new)
+    async with db.connection() as conn:
+        changed = await conn.fetchval(
+            sql.CHANGE_PASSWORD, user.id, user.hashed_password, hashed, utcnow(), claims.session_id
         )
-    )
-    await db.commit()
+    if changed is None:
+        # The password changed (or the account went) while this one was checked: the
+        # current password given is no longer the current one; nothing was written.
+        raise InvalidCredentials("The current password is not correct")
     auth.sessions.forget_user(user.id)
 
 
-async def delete_account(db: AsyncSession, auth: AuthContext, user: User, password: str) -> None:
-    await _check_password(db, auth, user, password)
-    # Foreign keys cascade: sessions, tokens and every row the user owns go with it.
-    await db.execute(delete(User).where(col(User.id) == user.id))
-    await db.commit()
+async def delete_account(db: Database, auth: AuthContext, user: User, password: str) -> None:
+    await _check_password(auth, user, password)
+    async with db.connection() as conn:
+        await conn.execute(sql.DELETE_USER, user.id)
     auth.sessions.forget_user(user.id)
 
 
-async def list_sessions(db: AsyncSession, user: User) -> list[UserSession]:
-    result = await db.execute(
-        select(UserSession)
-        .where(col(UserSession.user_id) == user.id, col(UserSession.expires_at) > utcnow())
-        .order_by(col(UserSession.created_at).desc(), col(UserSession.id))
-    )
-    return list(result.scalars().all())
+async def list_sessions(db: Database, user: User) -> list[UserSession]:
+    async with db.connection() as conn:
+        rows = await conn.fetch(sql.LIST_SESSIONS, user.id, utcnow())
+    return [UserSession(**dict(row)) for row in rows]
 
 
 async def revoke_session(
-    db: AsyncSession, auth: AuthContext, user: User, session_id: uuid.UUID
+    db: Database, auth: AuthContext, user: User, session_id: uuid.UUID
 ) -> None:
-    result = await db.execute(
-        delete(UserSession)
-        .where(
-            col(UserSession.id) == session_id,
-            col(UserSession.user_id) == user.id,
-        )
-        .returning(col(UserSession.id))
-    )
-    # Another user's session is "not found" too, so session ids cannot be probed.
-    if result.first() is None:
+    async with db.connection() as conn:
+        revoked = await conn.fetchval(sql.REVOKE_SESSION, session_id, user.id)
+    if revoked is None:  # another user's session is "not found" too
         raise SessionNotFound()
-    await db.commit()
     auth.sessions.forget(session_id)

@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Path("data")
     DATABASE_URL: str = ""
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
-    DB_MAX_OVERFLOW: int = Field(default=10, ge=0, le=200)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
 
@@ -80,6 +79,20 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _postgresql_only(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith("postgresql+asyncpg://"):
+            # The message names the scheme only: the URL may hold a password.
+            scheme = value.split("://", 1)[0] if "://" in value else "(no scheme)"
+            raise ValueError(
+                f"DATABASE_URL must be a PostgreSQL URL of the form "
+                f"postgresql+asyncpg://user:password@host:port/database, not {scheme}://...; "
+                "leave it unset to run on the embedded PostgreSQL under DATA_DIR"
+            )
+        return value
+
     @field_validator("LOG_LEVEL")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -87,8 +100,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults_and_secret(self) -> Self:
-        if not self.DATABASE_URL:
-            self.DATABASE_URL = f"sqlite+aiosqlite:///{self.DATA_DIR / 'todo.db'}"
         if self.SECRET_KEY is not None and not self.SECRET_KEY.get_secret_value().strip():
             self.SECRET_KEY = None  # `SECRET_KEY=` copied from .env.example means unset
         if self.SECRET_KEY is None and self.ENVIRONMENT is Environment.DEVELOPMENT:
@@ -112,8 +123,9 @@ class Settings(BaseSettings):
             )
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.DATABASE_URL.startswith("sqlite")
+    def embedded_database(self) -> bool:
+        """No DATABASE_URL: the app runs its own PostgreSQL under DATA_DIR (embedded.py)."""
+        return not self.DATABASE_URL
 
     @property
     def secret_key_bytes(self) -> bytes:

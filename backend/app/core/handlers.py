@@ -10,8 +10,6 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -115,20 +113,11 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 _NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return ""
-
-
 def _connection_lost(exc: Exception) -> bool:
     """Only failures to reach or use the database; any other OSError (a missing file,
     say) is a bug and stays a 500."""
-    if isinstance(exc, (PoolTimeout, *_NETWORK_ERRORS)):
+    if isinstance(exc, _NETWORK_ERRORS):
         return True
-    # Raised by the lean asyncpg path (app/core/pg.py), not wrapped by SQLAlchemy.
     if isinstance(exc, asyncpg.InterfaceError):  # most are bugs, these are not
         return str(exc).startswith(("connection is closed", "pool is clos"))
     if isinstance(exc, asyncpg.PostgresError):
@@ -136,10 +125,6 @@ def _connection_lost(exc: Exception) -> bool:
         return isinstance(exc, asyncpg.PostgresConnectionError) or code.startswith(
             _UNAVAILABLE_SQLSTATES
         )
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated or isinstance(exc, InterfaceError | OperationalError):
-            return True
-        return _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATES)
     return False
 
 
@@ -167,7 +152,7 @@ def register_handlers(app: FastAPI) -> None:
     # Registered by class (not `Exception`), so they run inside our middleware and
     # keep the request id; anything else is caught by RequestContextMiddleware.
     database_errors = (asyncpg.PostgresError, asyncpg.InterfaceError)
-    for exc_class in (DBAPIError, PoolTimeout, *database_errors, *_NETWORK_ERRORS):
+    for exc_class in (*database_errors, *_NETWORK_ERRORS):
         app.add_exception_handler(exc_class, handle_database_unavailable)
     # What these handlers render is what the OpenAPI document must promise.
     document_problems(app)

@@ -65,8 +65,6 @@ def configure_logging(level: str) -> None:
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "stamps_request_id", False):
         logging.setLogRecordFactory(_stamp_request_id(factory))
-    # aiosqlite's DEBUG lines repeat every SQL statement with its bound values.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     # uvicorn's access log prints query strings (tokens could be there): ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -10,9 +10,9 @@ from app.core.schemas import utcnow
 
 
 class Project(SQLModel, table=True):
-    """`name_key` (the casefolded name) makes names unique per user ignoring case on
-    every database; the constraint, not a prior read, decides between concurrent
-    requests."""
+    """`name_key` (the name casefolded by Python: full Unicode case folding) makes
+    names unique per user ignoring case; the constraint, not a prior read, decides
+    between concurrent requests."""
 
     __tablename__ = "project"
     __table_args__ = (UniqueConstraint("user_id", "name_key"),)

@@ -1,14 +1,14 @@
 """/api/v1/projects: the user's projects, each with its task count."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import CurrentPrincipal
-from app.core.db import SessionDep
+from app.core.db import DatabaseDep
 from app.core.openapi import problems
 from app.projects import service
-from app.projects.dependencies import OwnedProject
 from app.projects.schemas import ProjectCreate, ProjectList, ProjectPublic, ProjectUpdate
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -19,7 +19,7 @@ MAX_OFFSET = 10_000_000
 
 @router.post("", status_code=201, response_model=ProjectPublic, responses=problems(401, 409, 415))
 async def create_project(
-    data: ProjectCreate, db: SessionDep, user: CurrentPrincipal, response: Response
+    data: ProjectCreate, db: DatabaseDep, user: CurrentPrincipal, response: Response
 ) -> ProjectPublic:
     """Create a project (names are unique per user, ignoring case)."""
     project = await service.create_project(db, user.id, data)
@@ -29,7 +29,7 @@ async def create_project(
 
 @router.get("", response_model=ProjectList, responses=problems(401))
 async def list_projects(
-    db: SessionDep,
+    db: DatabaseDep,
     user: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -38,28 +38,33 @@ async def list_projects(
     return await service.list_projects(db, user.id, limit, offset)
 
 
+# The routes below pass the path's id to the service, whose statements are scoped to
+# the caller (see service.py): another user's project is answered 404.
 @router.get("/{project_id}", response_model=ProjectPublic, responses=problems(401, 404))
-async def get_project(db: SessionDep, project: OwnedProject) -> ProjectPublic:
+async def get_project(
+    project_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal
+) -> ProjectPublic:
     """Get one project."""
-    return await service.read_project(db, project)
+    return await service.get_project(db, user.id, project_id)
 
 
 @router.patch("/{project_id}", response_model=ProjectPublic, responses=problems(401, 404, 409, 415))
 async def update_project(
-    data: ProjectUpdate, db: SessionDep, project: OwnedProject
+    project_id: uuid.UUID, data: ProjectUpdate, db: DatabaseDep, user: CurrentPrincipal
 ) -> ProjectPublic:
     """Change a project's name, description or color (`null` clears the latter two)."""
-    return await service.update_project(db, project, data)
+    return await service.update_project(db, user.id, project_id, data)
 
 
 @router.delete("/{project_id}", status_code=204, responses=problems(401, 404))
 async def delete_project(
-    db: SessionDep,
-    project: OwnedProject,
+    project_id: uuid.UUID,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
     delete_tasks: Annotated[
         bool,
         Query(description="Also delete the project's tasks (else they stay, without a project)"),
     ] = False,
 ) -> None:
     """Delete a project; its tasks stay without a project unless `delete_tasks=true`."""
-    await service.delete_project(db, project, delete_tasks)
+    await service.delete_project(db, user.id, project_id, delete_tasks)

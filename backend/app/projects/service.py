@@ -1,4 +1,10 @@
-"""Project use cases. Each write ends with exactly one commit; nothing here knows HTTP.
+"""Project use cases, on asyncpg. Nothing here knows HTTP.
+
+Every statement names its project through `_owned()` (this id, this owner), so another
+user's project is simply not found, and a write needs no prior read: a project that
+vanished since the request began is answered 404 like any missing one. Statements are
+built once (`compile_statement`); values are always bound parameters. A write is one
+statement (its own transaction, so one commit) or one `db.transaction()` block.
 
 The tasks domain depends on this one, never the reverse: counting, detaching and
 deleting a project's tasks name the task table's columns below instead of importing
@@ -6,29 +12,38 @@ deleting a project's tasks name the task table's columns below instead of import
 """
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     Integer,
     ScalarSelect,
     Uuid,
+    and_,
+    bindparam,
     column,
     delete,
     func,
+    insert,
+    null,
     select,
     table,
+    true,
     update,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
+from app.core.db import CompiledStatement, Database, compile_statement
+from app.core.errors import InvalidToken
 from app.core.schemas import utcnow
 from app.projects.exceptions import ProjectNameTaken, ProjectNotFound
 from app.projects.models import Project
 from app.projects.schemas import ProjectCreate, ProjectList, ProjectPublic, ProjectUpdate
 
+_project = Project.__table__  # type: ignore[attr-defined]
+_p = _project.c
 _task = table(
     "task",
     column("id", Uuid),
@@ -37,135 +52,195 @@ _task = table(
     column("version", Integer),
     column("updated_at", DateTime(timezone=True)),
 )
+_NAME_CONSTRAINT = "uq_project_user_id_name_key"
+
+
+def _owned() -> ColumnElement[bool]:
+    """The one owner scoping of this domain: the user's project of this id."""
+    return and_(_p.id == bindparam("project_id"), _p.user_id == bindparam("user_id"))
 
 
 def _task_count() -> ScalarSelect[int]:
     return (
         select(func.count())
         .select_from(_task)
-        .where(_task.c.project_id == col(Project.id))
-        .correlate(Project)
+        .where(_task.c.project_id == _p.id)
+        .correlate(_project)
         .scalar_subquery()
     )
 
 
-def _public(project: Project, task_count: int) -> ProjectPublic:
-    return ProjectPublic.model_validate(
-        {**project.model_dump(), "task_count": task_count}, from_attributes=False
+def _public_columns() -> tuple[Any, ...]:
+    """A ProjectPublic's columns, as every read and write here returns them."""
+    return (
+        _p.id,
+        _p.name,
+        _p.description,
+        _p.color,
+        _task_count().label("task_count"),
+        _p.created_at,
+        _p.updated_at,
     )
 
 
-def _is_name_conflict(exc: IntegrityError) -> bool:
-    message = str(exc.orig)
-    # PostgreSQL names the constraint; SQLite names the columns.
-    return "uq_project_user_id_name_key" in message or "project.name_key" in message
+def _public(row: asyncpg.Record) -> ProjectPublic:
+    return ProjectPublic.model_validate(dict(row))
 
 
-async def _flush_name(db: AsyncSession) -> None:
-    """Flush a new or renamed project: the unique constraint decides between concurrent
-    requests (a prior read would let two of them through)."""
-    try:
-        await db.flush()
-    except IntegrityError as exc:
-        await db.rollback()
-        if _is_name_conflict(exc):
-            raise ProjectNameTaken() from None
-        raise
+def _integrity_error(exc: Exception) -> Exception:
+    """The unique constraint, not a prior read, decides between concurrent requests
+    for one name (a read would let two of them through). A foreign key violation means
+    the caller's account was deleted meanwhile."""
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return InvalidToken()
+    if getattr(exc, "constraint_name", None) == _NAME_CONSTRAINT:
+        return ProjectNameTaken()
+    return exc
 
 
-async def create_project(
-    db: AsyncSession, user_id: uuid.UUID, data: ProjectCreate
-) -> ProjectPublic:
-    now = utcnow()
-    project = Project(
-        user_id=user_id,
-        name_key=data.name.casefold(),
-        created_at=now,
-        updated_at=now,
-        **data.model_dump(),
+@lru_cache(maxsize=1)
+def _insert_statement() -> CompiledStatement:
+    names = ("id", "user_id", "name", "name_key", "description", "color")
+    values = {name: bindparam(name, type_=_p[name].type) for name in names}
+    values |= {"created_at": bindparam("now"), "updated_at": bindparam("now")}
+    return compile_statement(insert(_project).values(values))
+
+
+async def create_project(db: Database, user_id: uuid.UUID, data: ProjectCreate) -> ProjectPublic:
+    """One INSERT, its own transaction."""
+    statement = _insert_statement()
+    project_id, now = uuid.uuid4(), utcnow()
+    params = data.model_dump() | {"name_key": data.name.casefold()}
+    params |= {"id": project_id, "user_id": user_id, "now": now}
+    async with db.connection() as conn:
+        try:
+            await conn.execute(statement.sql, *statement.args(params))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity_error(exc) from None
+    return ProjectPublic(
+        **data.model_dump(), id=project_id, task_count=0, created_at=now, updated_at=now
     )
-    db.add(project)
-    await _flush_name(db)
-    await db.commit()
-    return _public(project, 0)
 
 
-async def get_owned_project(db: AsyncSession, user_id: uuid.UUID, project_id: uuid.UUID) -> Project:
-    """The owner-scoped read: another user's project is simply not found."""
-    result = await db.execute(
-        select(Project).where(col(Project.id) == project_id, col(Project.user_id) == user_id)
-    )
-    project = result.scalars().first()
-    if project is None:
+@lru_cache(maxsize=1)
+def _get_statement() -> CompiledStatement:
+    return compile_statement(select(*_public_columns()).where(_owned()))
+
+
+async def get_project(db: Database, user_id: uuid.UUID, project_id: uuid.UUID) -> ProjectPublic:
+    statement = _get_statement()
+    params = {"project_id": project_id, "user_id": user_id}
+    async with db.connection() as conn:
+        row = await conn.fetchrow(statement.sql, *statement.args(params))
+    if row is None:
         raise ProjectNotFound()
-    return project
+    return _public(row)
 
 
-async def owned_project_exists(db: AsyncSession, user_id: uuid.UUID, project_id: uuid.UUID) -> bool:
-    """For filing a task: FOR KEY SHARE on PostgreSQL keeps the project from being
-    deleted before the task's transaction commits."""
-    found = await db.scalar(
-        select(col(Project.id))
-        .where(col(Project.id) == project_id, col(Project.user_id) == user_id)
-        .with_for_update(read=True, key_share=True)
-    )
-    return found is not None
-
-
-async def read_project(db: AsyncSession, project: Project) -> ProjectPublic:
-    count = await db.scalar(
-        select(_task_count()).select_from(Project).where(col(Project.id) == project.id)
-    )
-    return _public(project, int(count or 0))
-
-
-async def list_projects(
-    db: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
-) -> ProjectList:
-    """One page by name (ignoring case; ties on id) and the total, in one statement."""
-    owned = col(Project.user_id) == user_id
-    total = select(func.count()).select_from(Project).where(owned).scalar_subquery()
-    result = await db.execute(
-        select(Project, _task_count().label("task_count"), total.label("total"))
+@lru_cache(maxsize=1)
+def _list_statement() -> CompiledStatement:
+    """The total and one page in one statement: the page is joined to the total, so a
+    page past the end still answers one row (the total, NULLs for the project)."""
+    owned = _p.user_id == bindparam("user_id")
+    total = select(func.count().label("total")).where(owned).subquery("total")
+    page = (
+        select(*_public_columns(), _p.name_key)
         .where(owned)
-        .order_by(col(Project.name_key), col(Project.id))
-        .limit(limit)
-        .offset(offset)
+        .order_by(_p.name_key, _p.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .lateral("page")
     )
-    rows = result.all()
-    if rows:
-        count = int(rows[0].total)
-    else:
-        count = int(await db.scalar(select(func.count()).select_from(Project).where(owned)) or 0)
-    items = [_public(row.Project, int(row.task_count)) for row in rows]
-    return ProjectList(items=items, total=count, limit=limit, offset=offset)
+    return compile_statement(
+        select(total.c.total, *(page.c[c] for c in ProjectPublic.model_fields))
+        .select_from(total.outerjoin(page, true()))
+        .order_by(page.c.name_key, page.c.id)
+    )
 
 
-async def update_project(db: AsyncSession, project: Project, data: ProjectUpdate) -> ProjectPublic:
+async def list_projects(db: Database, user_id: uuid.UUID, limit: int, offset: int) -> ProjectList:
+    """One page by name (ignoring case; ties on id) and the total: one statement."""
+    statement = _list_statement()
+    params = {"user_id": user_id, "limit": limit, "offset": offset}
+    async with db.connection() as conn:
+        rows = await conn.fetch(statement.sql, *statement.args(params))
+    items = [_public(row) for row in rows if row["id"] is not None]
+    return ProjectList(items=items, total=rows[0]["total"], limit=limit, offset=offset)
+
+
+@lru_cache(maxsize=8)
+def _update_statement(fields: frozenset[str]) -> CompiledStatement:
+    """The UPDATE for this set of PATCH fields (values are parameters of the same name)."""
+    values: dict[str, Any] = {"updated_at": bindparam("now")}
+    for name in fields | ({"name_key"} if "name" in fields else set()):
+        values[name] = bindparam(name, type_=_p[name].type)
+    return compile_statement(
+        update(_project).where(_owned()).values(values).returning(*_public_columns())
+    )
+
+
+async def update_project(
+    db: Database, user_id: uuid.UUID, project_id: uuid.UUID, data: ProjectUpdate
+) -> ProjectPublic:
+    """One UPDATE ... RETURNING, its own transaction: no prior read, no row lock held
+    between statements."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    statement = _update_statement(frozenset(changes))
     if "name" in changes:
         changes["name_key"] = changes["name"].casefold()
-    for field, value in changes.items():
-        setattr(project, field, value)
-    project.updated_at = utcnow()
-    db.add(project)
-    await _flush_name(db)
-    public = await read_project(db, project)
-    await db.commit()
-    return public
+    params = changes | {"project_id": project_id, "user_id": user_id, "now": utcnow()}
+    async with db.connection() as conn:
+        try:
+            row = await conn.fetchrow(statement.sql, *statement.args(params))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity_error(exc) from None
+    if row is None:
+        raise ProjectNotFound()
+    return _public(row)
 
 
-async def delete_project(db: AsyncSession, project: Project, delete_tasks: bool) -> None:
-    """Delete the project; its tasks go with it, or stay without a project (their
-    version grows, as for any change)."""
-    filed = (_task.c.user_id == project.user_id) & (_task.c.project_id == project.id)
+@lru_cache(maxsize=2)
+def _release_tasks_statement(delete_tasks: bool) -> CompiledStatement:
+    """The project's tasks deleted, or left without a project (their version grows, as
+    for any change). Scoped by the owner too: a project's tasks are its owner's.
+
+    The rows are locked first, in id order, as the tag statements that touch many
+    tasks lock theirs (app.tags.service), so deleting a project while one of its tags
+    is deleted or renamed never deadlocks."""
+    filed = and_(
+        _task.c.user_id == bindparam("user_id"), _task.c.project_id == bindparam("project_id")
+    )
+    # FOR UPDATE to delete the rows, FOR NO KEY UPDATE (what an UPDATE takes) to change them.
+    locked = (
+        select(_task.c.id)
+        .where(filed)
+        .order_by(_task.c.id)
+        .with_for_update(key_share=not delete_tasks)
+        .cte("locked")
+    )
     if delete_tasks:
-        await db.execute(delete(_task).where(filed))
-    else:
-        await db.execute(
-            update(_task)
-            .where(filed)
-            .values(project_id=None, version=_task.c.version + 1, updated_at=utcnow())
-        )
-    await db.execute(delete(Project).where(col(Project.id) == project.id))
-    await db.commit()
+        return compile_statement(delete(_task).where(_task.c.id == locked.c.id))
+    values = {"project_id": null(), "version": _task.c.version + 1, "updated_at": bindparam("now")}
+    return compile_statement(update(_task).where(_task.c.id == locked.c.id).values(values))
+
+
+@lru_cache(maxsize=1)
+def _delete_statement() -> CompiledStatement:
+    return compile_statement(delete(_project).where(_owned()).returning(_p.id))
+
+
+async def delete_project(
+    db: Database, user_id: uuid.UUID, project_id: uuid.UUID, delete_tasks: bool
+) -> None:
+    """Delete the project; its tasks go with it, or stay without a project.
+
+    Task rows first, the project second: the order in which a task write takes them
+    (its row, then the project it is filed in, FOR KEY SHARE), so deleting a project
+    and changing one of its tasks never deadlock. When the project is not the user's
+    (or is gone) no task of theirs matched, and the transaction rolls back anyway."""
+    release, remove = _release_tasks_statement(delete_tasks), _delete_statement()
+    params = {"project_id": project_id, "user_id": user_id, "now": utcnow()}
+    async with db.transaction() as conn:
+        await conn.execute(release.sql, *release.args(params))
+        if await conn.fetchval(remove.sql, *remove.args(params)) is None:
+            raise ProjectNotFound()

@@ -1,17 +1,18 @@
-"""Tag dependencies: `OwnedTag` loads the caller's tag named in the path, or 404."""
+"""Tag dependencies: `TagKey`, the key of the tag named in the path, or 404."""
 
 from typing import Annotated
 
 from fastapi import Depends
 
 from app.auth.dependencies import CurrentPrincipal
-from app.core.db import SessionDep
 from app.tags import service
-from app.tags.models import Tag
 
 
-async def get_owned_tag(name: str, db: SessionDep, user: CurrentPrincipal) -> Tag:
-    return await service.get_owned_tag(db, user.id, name)
+async def get_tag_key(name: str, _caller: CurrentPrincipal) -> str:
+    """No read: the service's statements find the tag by owner and key, in the write's
+    own transaction. Authenticates first, so an anonymous caller learns nothing about
+    the path but 401."""
+    return service.path_key(name)
 
 
-OwnedTag = Annotated[Tag, Depends(get_owned_tag)]
+TagKey = Annotated[str, Depends(get_tag_key)]

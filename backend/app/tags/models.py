@@ -10,9 +10,9 @@ from app.core.schemas import utcnow
 
 
 class Tag(SQLModel, table=True):
-    """A user's tag. `name` keeps the first spelling seen; `name_key` (the casefolded
-    name) makes tags unique per user ignoring case, on every database (SQLite's
-    lower() folds ASCII only)."""
+    """A user's tag. `name` keeps the first spelling seen; `name_key` (the name
+    casefolded by Python: full Unicode case folding) makes tags unique per user
+    ignoring case."""
 
     __tablename__ = "tag"
     __table_args__ = (UniqueConstraint("user_id", "name_key"),)

@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.auth.dependencies import CurrentPrincipal
-from app.core.db import SessionDep
+from app.core.db import DatabaseDep
 from app.core.openapi import problems
 from app.tags import service
-from app.tags.dependencies import OwnedTag
+from app.tags.dependencies import TagKey
 from app.tags.schemas import MAX_TAG_LENGTH, TagPublic, TagRename
 
 router = APIRouter(prefix="/tags", tags=["tags"])
@@ -25,22 +25,24 @@ PrefixQuery = Annotated[
 
 @router.get("", response_model=list[TagPublic], responses=problems(401))
 async def list_tags(
-    db: SessionDep, user: CurrentPrincipal, prefix: PrefixQuery = None
+    db: DatabaseDep, user: CurrentPrincipal, prefix: PrefixQuery = None
 ) -> list[TagPublic]:
     """List the user's tags with usage counts, most used first, then by name."""
     return await service.list_tags(db, user.id, prefix)
 
 
 @router.patch("/{name:path}", response_model=TagPublic, responses=problems(401, 404, 415))
-async def rename_tag(data: TagRename, db: SessionDep, tag: OwnedTag) -> TagPublic:
+async def rename_tag(
+    data: TagRename, db: DatabaseDep, user: CurrentPrincipal, key: TagKey
+) -> TagPublic:
     """Rename a tag, merging it into an existing tag of the new name."""
-    return await service.rename_tag(db, tag, data.name)
+    return await service.rename_tag(db, user.id, key, data.name)
 
 
 @router.delete("/{name:path}", status_code=204, responses=problems(401, 404))
-async def delete_tag(db: SessionDep, tag: OwnedTag) -> None:
+async def delete_tag(db: DatabaseDep, user: CurrentPrincipal, key: TagKey) -> None:
     """Delete a tag and remove it from every task."""
-    await service.delete_tag(db, tag)
+    await service.delete_tag(db, user.id, key)
 
 
 # The older user-scoped contract only lists tags (`GET /api/{user_id}/tags`).

@@ -1,24 +1,10 @@
-"""Task dependencies: the caller's task loaded and checked in one step, and the
-If-Match and Idempotency-Key headers."""
+"""Task dependencies: the If-Match and Idempotency-Key headers."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header
 
-from app.auth.dependencies import CurrentPrincipal
-from app.core.db import SessionDep
-from app.tasks import service
 from app.tasks.schemas import IfMatch
-from app.tasks.service import TaskView
-
-
-async def get_locked_task(task_id: uuid.UUID, db: SessionDep, user: CurrentPrincipal) -> TaskView:
-    """For writes: the row stays locked until the use case commits (PostgreSQL)."""
-    return await service.get_owned_task(db, user.id, task_id, for_update=True)
-
-
-LockedTask = Annotated[TaskView, Depends(get_locked_task)]
 
 
 async def get_precondition(

@@ -14,16 +14,26 @@ from datetime import timedelta
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
+from app.core.db import Connection
 from app.core.schemas import utcnow
 from app.tasks.exceptions import IdempotencyKeyInProgress, IdempotencyKeyReused
-from app.tasks.models import IdempotencyKey
 
 KEY_TTL = timedelta(hours=24)
+
+_CLAIM = """
+INSERT INTO idempotency_key (user_id, key, request_hash, created_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id, key) DO UPDATE
+    SET request_hash = excluded.request_hash, created_at = excluded.created_at,
+        status_code = NULL, response_body = NULL
+    WHERE idempotency_key.created_at < $5
+RETURNING key
+"""
+_STORED = "SELECT request_hash, response_body FROM idempotency_key WHERE user_id = $1 AND key = $2"
+_STORE = """
+UPDATE idempotency_key SET status_code = $3, response_body = $4 WHERE user_id = $1 AND key = $2
+"""
 
 
 def request_hash(body: BaseModel) -> str:
@@ -33,39 +43,16 @@ def request_hash(body: BaseModel) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _upsert(db: AsyncSession) -> postgresql.Insert | sqlite.Insert:
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(IdempotencyKey)
-    return sqlite.insert(IdempotencyKey)
-
-
-async def claim(db: AsyncSession, user_id: uuid.UUID, key: str, body_hash: str) -> str | None:
+async def claim(conn: Connection, user_id: uuid.UUID, key: str, body_hash: str) -> str | None:
     """Claim the key for this request (None), or return the first response's body.
+    Inside the transaction that creates the task.
 
     Raises IdempotencyKeyReused when the key was used with another body.
     """
     now = utcnow()
-    insert = _upsert(db).values(user_id=user_id, key=key, request_hash=body_hash, created_at=now)
-    claimed = await db.execute(
-        insert.on_conflict_do_update(
-            index_elements=["user_id", "key"],
-            set_={
-                "request_hash": body_hash,
-                "created_at": now,
-                "status_code": None,
-                "response_body": None,
-            },
-            where=col(IdempotencyKey.created_at) < now - KEY_TTL,
-        ).returning(col(IdempotencyKey.key))
-    )
-    if claimed.first() is not None:
+    if await conn.fetchval(_CLAIM, user_id, key, body_hash, now, now - KEY_TTL) is not None:
         return None
-    result = await db.execute(
-        select(col(IdempotencyKey.request_hash), col(IdempotencyKey.response_body)).where(
-            col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key
-        )
-    )
-    stored_hash, stored_body = result.one()
+    stored_hash, stored_body = await conn.fetchrow(_STORED, user_id, key)
     if stored_hash != body_hash:
         raise IdempotencyKeyReused()
     if stored_body is None:  # pragma: no cover - the claim and the response commit together
@@ -73,10 +60,6 @@ async def claim(db: AsyncSession, user_id: uuid.UUID, key: str, body_hash: str) 
     return str(stored_body)
 
 
-async def store(db: AsyncSession, user_id: uuid.UUID, key: str, status: int, body: str) -> None:
+async def store(conn: Connection, user_id: uuid.UUID, key: str, status: int, body: str) -> None:
     """Record the response of a claimed key (committed with the task by the caller)."""
-    await db.execute(
-        update(IdempotencyKey)
-        .where(col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key)
-        .values(status_code=status, response_body=body)
-    )
+    await conn.execute(_STORE, user_id, key, status, body)

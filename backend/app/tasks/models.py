@@ -34,10 +34,10 @@ class Task(SQLModel, table=True):
     """A user's task.
 
     Two derived columns are written with every change of title or description, by the
-    service, from Python's Unicode `casefold()` (SQLite's lower() folds ASCII only):
+    service, from Python's Unicode `casefold()` (full Unicode case folding: `Straße`
+    matches `STRASSE`, which PostgreSQL's lower() does not do):
     `title_key` sorts titles ignoring case; `search_text` is what `search` matches, a
-    substring match (LIKE) served on PostgreSQL by a pg_trgm GIN index, on SQLite by a
-    scan of the user's rows.
+    substring match (LIKE) served by a pg_trgm GIN index.
     """
 
     __tablename__ = "task"
@@ -55,15 +55,14 @@ class Task(SQLModel, table=True):
         # A project's tasks (filters, counts, ON DELETE SET NULL) and, as `IS NULL` is
         # an index condition, a user's tasks without a project.
         Index("ix_task_project_id_user_id", "project_id", "user_id"),
-        # PostgreSQL only (the migration creates them there):
-        # due dates sort nulls last in both directions; the backward scan of the
+        # Due dates sort nulls last in both directions; the backward scan of the
         # ascending index would put them first, so descending has its own index.
         Index(
             "ix_task_user_id_due_date_desc",
             "user_id",
             text("due_date DESC NULLS LAST"),
             text("id DESC"),
-        ).ddl_if(dialect="postgresql"),
+        ),
         # Substring search: pg_trgm trigrams of `search_text`, with the owner in the
         # same GIN index (btree_gin), so a search reads one user's matches rather
         # than every user's and then filters.
@@ -73,7 +72,7 @@ class Task(SQLModel, table=True):
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -115,11 +114,10 @@ class TaskCount(SQLModel, table=True):
     index entries per request.
 
     Maintained by triggers on `task` only (migration 0004), never written by the app.
-    On PostgreSQL each statement that inserts or deletes tasks adds its count to the
-    row `(user_id, pg_backend_pid() % 16)`: the shards spread one user's concurrent
+    Each statement that inserts or deletes tasks adds its count to the row
+    `(user_id, pg_backend_pid() % 16)`: the shards spread one user's concurrent
     writers over several rows, so they don't queue on one row lock. A shard's `n` may
-    therefore be negative; only the sum per user means anything. SQLite (one writer)
-    uses shard 0 only.
+    therefore be negative; only the sum per user means anything.
     """
 
     __tablename__ = "task_count"

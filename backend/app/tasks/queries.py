@@ -1,5 +1,5 @@
 """GET /tasks: filters, sorting and one page with its tags and total, in one statement
-whatever the filters.
+whatever the filters, rendered as the response's JSON by PostgreSQL (json_page.py).
 
 Building a SQLAlchemy statement costs more CPU than PostgreSQL spends running it (a
 few hundred expression objects per request), so the statement is built once per
@@ -26,14 +26,13 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.pg import CompiledStatement, PgPool, compile_statement
+from app.core.db import CompiledStatement, Database, compile_statement
 from app.tags import service as tags_service
 from app.tasks import json_page
 from app.tasks.models import PRIORITY_RANK, Task, TaskCount
-from app.tasks.schemas import SortBy, SortDirection, TaskList, TaskPublic, TaskQuery, TaskStatus
+from app.tasks.schemas import SortBy, SortDirection, TaskQuery, TaskStatus
 
 # Sort columns come from this fixed mapping, never from the request's string. Titles
 # sort by their casefolded copy; priorities by their rank (high > medium > low).
@@ -129,28 +128,20 @@ def parameters(query: TaskQuery, user_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def _filters(shape: Shape, arrays: bool) -> list[ColumnElement[bool]]:
-    """The shape's conditions. List values are expanding parameters (`IN (...)`), or
-    with `arrays` PostgreSQL array parameters (`= ANY($n)`), which compile once."""
+def _filters(shape: Shape) -> list[ColumnElement[bool]]:
+    """The shape's conditions. List values are array parameters (`= ANY($n)`), so one
+    statement serves any number of values."""
     conditions: list[ColumnElement[bool]] = [col(Task.user_id) == bindparam("user_id")]
     if shape.status is not TaskStatus.ALL:
         # `= true/false`, not `IS`: only the former can use the (user, status) index.
         conditions.append(col(Task.completed) == (shape.status is TaskStatus.COMPLETED))
     if shape.priority:
-        priority = col(Task.priority)
-        conditions.append(
-            priority == any_(bindparam("priorities", type_=ARRAY(SmallInteger)))
-            if arrays
-            else priority.in_(bindparam("priorities", expanding=True))
-        )
+        priorities = bindparam("priorities", type_=ARRAY(SmallInteger))
+        conditions.append(col(Task.priority) == any_(priorities))
     if shape.tags:
-        keys = (
-            bindparam("tag_keys", type_=ARRAY(Text))
-            if arrays
-            else bindparam("tag_keys", expanding=True)
-        )
+        keys = bindparam("tag_keys", type_=ARRAY(Text))
         tagged = tags_service.tasks_with_all_tags(
-            bindparam("user_id"), keys, bindparam("tag_count"), keys_array=arrays
+            bindparam("user_id"), keys, bindparam("tag_count"), keys_array=True
         )
         conditions.append(col(Task.id).in_(tagged))
     if shape.project == "none":
@@ -180,19 +171,19 @@ def _order(shape: Shape) -> list[UnaryExpression[Any]]:
     return [key, col(Task.id).desc() if descending else col(Task.id).asc()]
 
 
-def _count(shape: Shape, arrays: bool = False) -> Select[int]:
+def _count(shape: Shape) -> Select[int]:
     """The total of the list. Without filters it is the user's task counter (kept by
     triggers, see TaskCount): a sum over a few rows instead of counting every task."""
     if shape == Shape.unfiltered(shape.sort_by, shape.sort_direction):
         counted = cast(func.coalesce(func.sum(col(TaskCount.n)), 0), BigInteger)
         return select(counted).where(col(TaskCount.user_id) == bindparam("user_id"))
-    return select(func.count()).select_from(Task).where(*_filters(shape, arrays))
+    return select(func.count()).select_from(Task).where(*_filters(shape))
 
 
-def _page(shape: Shape, *extra: Any, arrays: bool = False) -> Any:
+def _page(shape: Shape) -> Any:
     return (
-        select(*PUBLIC_COLUMNS, *extra)
-        .where(*_filters(shape, arrays))
+        select(*PUBLIC_COLUMNS)
+        .where(*_filters(shape))
         .order_by(*_order(shape))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
@@ -200,20 +191,10 @@ def _page(shape: Shape, *extra: Any, arrays: bool = False) -> Any:
 
 
 @lru_cache(maxsize=512)
-def _rows_statement(shape: Shape, dialect: str) -> Any:
-    """The page, each task's tags (a correlated subquery, evaluated for the page's rows
-    only) and the total (an uncorrelated scalar subquery, evaluated once: a count(*)
-    OVER () window would make the database read every matching row)."""
-    tags = tags_service.tag_names_of(col(Task.id), dialect)
-    total = _count(shape).correlate(None).scalar_subquery()
-    return _page(shape, tags.label("tag_names"), total.label("total"))
-
-
-@lru_cache(maxsize=512)
 def _json_statement(shape: Shape) -> CompiledStatement:
-    """PostgreSQL: the whole body in one statement, compiled once for asyncpg."""
-    total = _count(shape, arrays=True).scalar_subquery()
-    page = _page(shape, arrays=True)
+    """The whole body in one statement, compiled once."""
+    total = _count(shape).scalar_subquery()
+    page = _page(shape)
     return compile_statement(
         json_page.page_statement(
             page,
@@ -226,23 +207,9 @@ def _json_statement(shape: Shape) -> CompiledStatement:
     )
 
 
-async def list_tasks(db: AsyncSession, user_id: uuid.UUID, query: TaskQuery) -> TaskList:
-    """The page as models. Past the end no row carries the total, so it is counted on
-    its own."""
-    shape, params = Shape.of(query), parameters(query, user_id)
-    statement = _rows_statement(shape, db.get_bind().dialect.name)
-    rows = (await db.execute(statement, params)).all()
-    if rows:
-        count = int(rows[0].total)
-    else:
-        count = int(await db.scalar(_count(shape), params) or 0) if query.offset else 0
-    items = [TaskPublic.from_task(row, tags_service.decode_names(row.tag_names)) for row in rows]
-    return TaskList(items=items, total=count, limit=query.limit, offset=query.offset)
-
-
-async def list_tasks_json(pool: PgPool, user_id: uuid.UUID, query: TaskQuery) -> bytes:
-    """PostgreSQL: the list as a JSON body rendered by the database (json_page.py)."""
+async def list_tasks(db: Database, user_id: uuid.UUID, query: TaskQuery) -> bytes:
+    """The list as a JSON body (`TaskList`), rendered by the database (json_page.py)."""
     statement = _json_statement(Shape.of(query))
-    async with pool.connection() as conn:
+    async with db.connection() as conn:
         body: str = await conn.fetchval(statement.sql, *statement.args(parameters(query, user_id)))
     return body.encode()

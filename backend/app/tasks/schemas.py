@@ -20,7 +20,7 @@ from pydantic import (
 from app.core.sanitize import forbidden_character
 from app.core.schemas import InputModel, PlainText, Timestamp, TrimmedText, as_utc
 from app.tags.schemas import TagName
-from app.tasks.models import PRIORITY_BY_RANK, Priority
+from app.tasks.models import Priority
 
 MAX_TAGS = 20
 # Far beyond any real list; keeps the value inside a 64-bit integer for the database.
@@ -81,24 +81,6 @@ class TaskPublic(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
     version: int = Field(description="Grows on every change; the ETag is this number, quoted")
-
-    @classmethod
-    def from_task(cls, task: Any, tags: list[str]) -> "TaskPublic":
-        """From a `Task`, or a row with the same column names (the list reads rows)."""
-        return cls(
-            id=task.id,
-            title=task.title,
-            description=task.description,
-            completed=task.completed,
-            completed_at=task.completed_at,
-            priority=PRIORITY_BY_RANK[task.priority],
-            due_date=task.due_date,
-            project_id=task.project_id,
-            tags=tags,
-            created_at=task.created_at,
-            updated_at=task.updated_at,
-            version=task.version,
-        )
 
 
 class TaskList(BaseModel):

@@ -1,26 +1,26 @@
-"""Task use cases. Each write ends with exactly one commit; nothing here knows HTTP.
+"""Task use cases. Each write is one transaction (one commit, before the response is
+built); nothing here knows HTTP. The SQL is in statements.py (single tasks) and
+queries.py (the list).
 
-Writes load the task with its row locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite
-serializes all access on one connection), check If-Match against that version, then
-write with `WHERE version = <that version>` and a new version in the same statement:
+Writes check If-Match inside the statement that writes (`WHERE version = ANY(...)`):
 of two racing writers with one If-Match, exactly one succeeds and the other gets 412.
+When a write matched no row, one more read tells 404 from 412 from a missing project.
 """
 
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+import asyncpg
 
+from app.auth.exceptions import InvalidToken
+from app.core.db import Connection, Database
+from app.core.errors import ServiceUnavailable
 from app.core.schemas import utcnow
-from app.projects import service as projects_service
-from app.tags import service as tags_service
-from app.tasks import idempotency
+from app.tags import links
+from app.tasks import idempotency, statements
 from app.tasks.exceptions import PreconditionFailed, TaskNotFound, TaskProjectNotFound
-from app.tasks.models import PRIORITY_RANK, Task, search_text
+from app.tasks.models import PRIORITY_RANK, search_text
 from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
 
 
@@ -31,179 +31,173 @@ class CreatedTask:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskView:
-    """A task and its tag names, as one statement loads them."""
+class TaskJson:
+    """A task as the database rendered it: its version (the ETag) and JSON body."""
 
-    task: Task
-    tags: list[str]
-
-    def public(self) -> TaskPublic:
-        return TaskPublic.from_task(self.task, self.tags)
+    version: int
+    body: bytes
 
 
-@lru_cache(maxsize=8)
-def _owned_task_statement(dialect: str, for_update: bool) -> Any:
-    """Built once (values are bound parameters): building it costs more than running it."""
-    tags = tags_service.tag_names_of(col(Task.id), dialect)
-    stmt = select(Task, tags.label("tag_names")).where(
-        col(Task.id) == bindparam("task_id"), col(Task.user_id) == bindparam("user_id")
-    )
-    return stmt.with_for_update(of=Task) if for_update else stmt
-
-
-async def get_owned_task(
-    db: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID, *, for_update: bool = False
-) -> TaskView:
-    """The owner-scoped read (another user's task is simply not found), with the
-    task's tags in the same statement; `for_update` locks the task's row."""
-    stmt = _owned_task_statement(db.get_bind().dialect.name, for_update)
-    row = (await db.execute(stmt, {"task_id": task_id, "user_id": user_id})).first()
+async def get_task(db: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskJson:
+    """The owner-scoped read: another user's task is simply not found."""
+    statement = statements.get_statement()
+    async with db.connection() as conn:
+        row = await conn.fetchrow(
+            statement.sql, *statement.args({"task_id": task_id, "user_id": user_id})
+        )
     if row is None:
         raise TaskNotFound()
-    return TaskView(row.Task, tags_service.decode_names(row.tag_names))
-
-
-async def _check_project(
-    db: AsyncSession, user_id: uuid.UUID, project_id: uuid.UUID | None
-) -> None:
-    if project_id is not None and not await projects_service.owned_project_exists(
-        db, user_id, project_id
-    ):
-        raise TaskProjectNotFound()
-
-
-def _fields(data: TaskCreate) -> dict[str, Any]:
-    """Column values for a full body (POST, PUT)."""
-    return {
-        "title": data.title,
-        "title_key": data.title.casefold(),
-        "description": data.description,
-        "search_text": search_text(data.title, data.description),
-        "priority": PRIORITY_RANK[data.priority],
-        "due_date": data.due_date,
-        "project_id": data.project_id,
-    }
+    return TaskJson(row[0], row[1].encode())
 
 
 async def create_task(
-    db: AsyncSession, user_id: uuid.UUID, data: TaskCreate, key: str | None
+    db: Database, user_id: uuid.UUID, data: TaskCreate, key: str | None = None
 ) -> CreatedTask:
-    if key is not None:
-        stored = await idempotency.claim(db, user_id, key, idempotency.request_hash(data))
-        if stored is not None:
-            return CreatedTask(TaskPublic.model_validate_json(stored), replayed=True)
-    await _check_project(db, user_id, data.project_id)
-    now = utcnow()
-    task = Task(user_id=user_id, created_at=now, updated_at=now, **_fields(data))
-    db.add(task)
-    await db.flush()
-    names = await tags_service.set_task_tags(db, user_id, task.id, data.tags, new_task=True)
-    public = TaskPublic.from_task(task, names)
-    if key is not None:
-        await idempotency.store(db, user_id, key, 201, public.model_dump_json())
-    await db.commit()
+    """Create; with an Idempotency-Key, a retry replays the first response (the key is
+    claimed in the same transaction, so a failed request does not use it up)."""
+    async with db.transaction() as conn:
+        if key is not None:
+            stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
+            if stored is not None:
+                return CreatedTask(TaskPublic.model_validate_json(stored), replayed=True)
+        public = await _insert(conn, user_id, data)
+        if key is not None:
+            await idempotency.store(conn, user_id, key, 201, public.model_dump_json())
     return CreatedTask(public)
 
 
-def _check_precondition(task: Task, precondition: IfMatch | None) -> None:
-    if precondition is not None and not precondition.matches(task.version):
-        raise PreconditionFailed()
-
-
-async def _write(db: AsyncSession, task: Task, values: dict[str, Any]) -> Task:
-    """Check and write in one statement: the version read is the version replaced."""
-    result = await db.execute(
-        update(Task)
-        .where(
-            col(Task.id) == task.id,
-            col(Task.user_id) == task.user_id,
-            col(Task.version) == task.version,
-        )
-        .values(**values, version=col(Task.version) + 1, updated_at=utcnow())
-        .returning(Task)
-        .execution_options(populate_existing=True)
+async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> TaskPublic:
+    task_id, now = uuid.uuid4(), utcnow()
+    spellings = links.unique_by_key(data.tags)
+    keys = sorted(spellings)
+    args: list[Any] = [
+        *(task_id, user_id, data.project_id, data.title, data.title.casefold()),
+        *(data.description, search_text(data.title, data.description)),
+        *(PRIORITY_RANK[data.priority], data.due_date, now, None),
+        *([spellings[key] for key in keys], keys),
+    ]
+    for _ in range(links.ENSURE_ATTEMPTS):
+        args[10] = [uuid.uuid4() for _ in keys]
+        try:
+            project_ok, created, names = await conn.fetchrow(statements.CREATE, *args)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+        if not project_ok:
+            raise TaskProjectNotFound()
+        if created:
+            break
+    else:  # pragma: no cover - tags deleted and re-created under us, three times over
+        raise ServiceUnavailable(headers={"Retry-After": "1"})
+    return TaskPublic(
+        **data.model_dump(exclude={"tags"}),
+        id=task_id,
+        completed=False,
+        completed_at=None,
+        tags=names,
+        created_at=now,
+        updated_at=now,
+        version=1,
     )
-    written = result.scalars().first()
-    if written is None:
-        raise PreconditionFailed()
-    return written
 
 
-async def _save(
-    db: AsyncSession, view: TaskView, values: dict[str, Any], tags: list[str] | None
-) -> TaskPublic:
-    """Write the values (and the tag set, when given), commit, return the new state."""
-    written = await _write(db, view.task, values)
-    names = view.tags
-    if tags is not None:
-        names = await tags_service.set_task_tags(db, written.user_id, written.id, tags)
-    public = TaskPublic.from_task(written, names)
-    await db.commit()
-    return public
-
-
-async def replace_task(
-    db: AsyncSession, view: TaskView, data: TaskCreate, precondition: IfMatch | None
-) -> TaskPublic:
-    """PUT: every field from the body; omitted ones return to their defaults."""
-    _check_precondition(view.task, precondition)
-    await _check_project(db, view.task.user_id, data.project_id)
-    return await _save(db, view, _fields(data), data.tags)
-
-
-def _changed_values(task: Task, changes: dict[str, Any]) -> dict[str, Any]:
-    """Column values for a PATCH, derived columns included."""
-    values = dict(changes)
-    if "priority" in values:
-        values["priority"] = PRIORITY_RANK[values["priority"]]
-    if "title" in values:
-        values["title_key"] = values["title"].casefold()
-    if "title" in values or "description" in values:
-        description = values.get("description", task.description)
-        values["search_text"] = search_text(values.get("title", task.title), description)
-    if "completed" in values:
-        values.update(_completion(task, values["completed"]))
-    return values
-
-
-def _completion(task: Task, completed: bool) -> dict[str, Any]:
-    """`completed_at` follows `completed`; completing a completed task keeps its time."""
-    if not completed:
-        return {"completed": False, "completed_at": None}
-    return {"completed": True, "completed_at": task.completed_at if task.completed else utcnow()}
+def _gone(exc: Exception) -> Exception:
+    """A row checked at the start of the statement was deleted by a concurrent
+    transaction before the write: the project (422, as if it never existed), or the
+    caller's own account (401)."""
+    if "project" in (getattr(exc, "constraint_name", None) or ""):
+        return TaskProjectNotFound()
+    return InvalidToken()
 
 
 async def update_task(
-    db: AsyncSession, view: TaskView, data: TaskUpdate, precondition: IfMatch | None
-) -> TaskPublic:
+    db: Database,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: TaskUpdate,
+    precondition: IfMatch | None,
+) -> TaskJson:
     """PATCH: only the fields sent; `null` clears a nullable one; `tags` replaces the set."""
-    _check_precondition(view.task, precondition)
     changes = data.model_dump(exclude_unset=True)
-    tags: list[str] | None = changes.pop("tags", None)
-    if changes.get("project_id") is not None:
-        await _check_project(db, view.task.user_id, changes["project_id"])
-    return await _save(db, view, _changed_values(view.task, changes), tags)
+    return await _write(db, user_id, task_id, changes, precondition)
+
+
+async def replace_task(
+    db: Database,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: TaskCreate,
+    precondition: IfMatch | None,
+) -> TaskJson:
+    """PUT: every field from the body; omitted ones return to their defaults."""
+    return await _write(db, user_id, task_id, data.model_dump(), precondition)
 
 
 async def set_completion(
-    db: AsyncSession, view: TaskView, completed: bool | None, precondition: IfMatch | None
-) -> TaskPublic:
+    db: Database,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    completed: bool | None,
+    precondition: IfMatch | None,
+) -> TaskJson:
     """Set `completed` (and `completed_at`), or toggle it when `completed` is None."""
-    _check_precondition(view.task, precondition)
-    target = (not view.task.completed) if completed is None else completed
-    return await _save(db, view, _completion(view.task, target), None)
+    changes = {statements.TOGGLE: True} if completed is None else {"completed": completed}
+    return await _write(db, user_id, task_id, changes, precondition)
 
 
-async def delete_task(db: AsyncSession, view: TaskView, precondition: IfMatch | None) -> None:
-    task = view.task
-    _check_precondition(task, precondition)
-    result = await db.execute(
-        delete(Task).where(
-            col(Task.id) == task.id,
-            col(Task.user_id) == task.user_id,
-            col(Task.version) == task.version,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+async def _write(
+    db: Database,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    precondition: IfMatch | None,
+) -> TaskJson:
+    """One UPDATE (plus the tag statement and a read of the result when `tags` is set),
+    in one transaction."""
+    tags: list[str] | None = changes.pop("tags", None)
+    versions = precondition is not None and not precondition.any
+    statement = statements.write_statement(frozenset(changes), versions)
+    params = statements.write_params(changes)
+    params |= {"task_id": task_id, "user_id": user_id, "now": utcnow()}
+    if versions:
+        assert precondition is not None
+        params["versions"] = sorted(precondition.versions)
+    async with db.transaction() as conn:
+        try:
+            row = await conn.fetchrow(statement.sql, *statement.args(params))
+            if row is not None and tags is not None:
+                await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
+                get = statements.get_statement()
+                row = await conn.fetchrow(get.sql, *get.args(params))
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+        if row is None:
+            await _why_not_written(conn, user_id, task_id, precondition)
+            raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+    return TaskJson(row[0], row[1].encode())
+
+
+async def _why_not_written(
+    conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    """Raise 404 or 412 when that is why a write matched no row."""
+    version = await conn.fetchval(statements.VERSION_OF, task_id, user_id)
+    if version is None:
+        raise TaskNotFound()
+    if precondition is not None and not precondition.matches(version):
         raise PreconditionFailed()
-    await db.commit()
+
+
+async def delete_task(
+    db: Database, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    async with db.transaction() as conn:
+        if precondition is None or precondition.any:
+            deleted = await conn.fetchval(statements.DELETE.sql, task_id, user_id)
+        else:
+            versions = sorted(precondition.versions)
+            deleted = await conn.fetchval(
+                statements.DELETE.with_versions, task_id, user_id, versions
+            )
+        if deleted is None:
+            await _why_not_written(conn, user_id, task_id, precondition)
+            raise PreconditionFailed()  # pragma: no cover - changed and reverted in between

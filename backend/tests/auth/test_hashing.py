@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
-from tests.auth.helpers import login, signup
+from tests.auth.helpers import AUTH, login, signup
 from tests.conftest import AppFactory, client_for
 
 BCRYPT_FUNCTIONS = {"hashpw", "checkpw"}
@@ -93,3 +94,31 @@ class TestHashingOffTheEventLoop:
         assert hashes_done_at_health == 0
         assert logins_done_at_health == 0
         assert [r.status_code for r in results] == [200] * 4
+
+    @pytest.mark.parametrize("route", ["login", "password"])
+    async def test_no_connection_is_held_while_bcrypt_runs(
+        self, make_app: AppFactory, route: str
+    ) -> None:
+        """With a one-connection pool, a request that needs the database is answered
+        while a login (or password check) is hashing: the hash holds no connection."""
+        rounds = {"BCRYPT_ROUNDS": 11}
+        async with client_for(make_app(**rounds)) as other_process:
+            user = await signup(other_process)
+        app: FastAPI = make_app(DB_POOL_SIZE=1, **rounds)
+        with watch_bcrypt() as watch:
+            async with client_for(app) as client:
+                if route == "login":
+                    request = login(client, user.email, user.password)
+                else:
+                    body = {"current_password": user.password, "new_password": "a new password 7"}
+                    request = client.post(f"{AUTH}/password", json=body, headers=user.headers)
+                hashing = asyncio.create_task(request)
+                while not watch.started.is_set() and not hashing.done():
+                    await asyncio.sleep(0.001)
+                assert watch.started.is_set(), hashing.result().text
+                ready = await client.get("/health/ready")
+                hashes_done_at_ready = watch.finished
+                result = await hashing
+        assert ready.status_code == 200
+        assert hashes_done_at_ready == 0
+        assert result.status_code in (200, 204), result.text

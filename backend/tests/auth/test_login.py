@@ -2,14 +2,17 @@
 
 import statistics
 import time
+import uuid
+from datetime import timedelta
 
+import asyncpg
 import bcrypt
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlmodel import col, select
 
-from app.auth.models import User
+from app.auth import statements
+from app.core.schemas import utcnow
 from tests.auth.helpers import (
     AUTH,
     TOKEN_KEYS,
@@ -18,6 +21,7 @@ from tests.auth.helpers import (
     bearer,
     field_messages,
     login,
+    recorded_statements,
     signup,
     unique_email,
     without_request_id,
@@ -25,10 +29,11 @@ from tests.auth.helpers import (
 from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
 
 
-async def stored_hash(app: FastAPI, email: str) -> str:
-    async with app.state.database.session() as db:
-        user = (await db.execute(select(User).where(col(User.email) == email))).scalar_one()
-        return user.hashed_password
+async def stored_hash(db: asyncpg.Connection, email: str) -> str:
+    hashed: str = await db.fetchval(
+        "SELECT hashed_password FROM user_account WHERE email = $1", email
+    )
+    return hashed
 
 
 class TestLogin:
@@ -92,28 +97,62 @@ class TestLogin:
         assert (await login(client, user.email, prefix + "-one")).status_code == 200
 
     async def test_plain_bcrypt_hash_logs_in_and_is_upgraded(
-        self, client: httpx.AsyncClient, app: FastAPI
+        self, client: httpx.AsyncClient, db: asyncpg.Connection
     ) -> None:
         email, password = unique_email("legacy"), "legacy password 42"
         legacy = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-        async with app.state.database.session() as db:
-            db.add(User(email=email, hashed_password=legacy))
-            await db.commit()
+        await db.execute(
+            "INSERT INTO user_account (id, email, hashed_password, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $4)",
+            uuid.uuid4(),
+            email,
+            legacy,
+            utcnow(),
+        )
         assert (await login(client, email, "legacy password 43")).status_code == 401
-        assert await stored_hash(app, email) == legacy
+        assert await stored_hash(db, email) == legacy
         response = await login(client, email, password)
         assert response.status_code == 200, response.text
-        upgraded = await stored_hash(app, email)
+        upgraded = await stored_hash(db, email)
         assert upgraded.startswith("$bcrypt-sha256$")
         assert (await login(client, email, password)).status_code == 200
 
-    async def test_hash_of_another_cost_is_upgraded(
-        self, make_app: AppFactory, app: FastAPI, user: UserHandle
+    async def test_an_upgrade_never_overwrites_a_password_changed_meanwhile(
+        self, db: asyncpg.Connection, user: UserHandle
     ) -> None:
-        assert ",r=4$" in await stored_hash(app, user.email)
+        """A login verified the hash it read, then the password changed before the
+        login's write: the upgraded old hash must not replace the new password."""
+        current, now = await stored_hash(db, user.email), utcnow()
+        started = await db.fetchval(
+            statements.LOGIN,
+            uuid.UUID(user.id),
+            "$2b$04$the.hash.the.login.read.before.the.change.......",
+            "$bcrypt-sha256$v=2,t=2b,r=4$upgraded.old.password",
+            uuid.uuid4(),
+            now,
+            now + timedelta(days=1),
+            None,
+            "0" * 64,
+        )
+        assert started
+        assert await stored_hash(db, user.email) == current
+
+    async def test_hash_of_another_cost_is_upgraded(
+        self, make_app: AppFactory, db: asyncpg.Connection, user: UserHandle
+    ) -> None:
+        assert ",r=4$" in await stored_hash(db, user.email)
         async with client_for(make_app(BCRYPT_ROUNDS=5)) as client:
             assert (await login(client, user.email, user.password)).status_code == 200
-        assert ",r=5$" in await stored_hash(app, user.email)
+        assert ",r=5$" in await stored_hash(db, user.email)
+
+    async def test_costs_a_read_and_a_write(
+        self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
+    ) -> None:
+        """The user is read, the password checked with no connection held, then the
+        session and its refresh token are written in one statement."""
+        with recorded_statements(app) as statements:
+            assert (await login(client, user.email, user.password)).status_code == 200
+        assert len(statements) == 2, statements
 
     async def test_each_login_starts_a_session(
         self, client: httpx.AsyncClient, user: UserHandle

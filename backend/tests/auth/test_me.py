@@ -1,14 +1,15 @@
 """GET, PATCH and DELETE /auth/me."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
+from app.core.schemas import utcnow
 from tests.auth.helpers import (
     AUTH,
     TIMESTAMP,
@@ -17,25 +18,11 @@ from tests.auth.helpers import (
     field_messages,
     login,
     login_handle,
+    recorded_statements,
+    session_id,
     signup,
 )
 from tests.conftest import UserHandle
-
-
-@contextmanager
-def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the block runs."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 class TestReadMe:
@@ -56,6 +43,19 @@ class TestReadMe:
         assert len(statements) == 1, statements
         assert "user_account" in statements[0]
         assert "user_session" in statements[0]
+
+    async def test_a_due_last_used_at_is_written_by_that_same_query(
+        self, client: httpx.AsyncClient, app: FastAPI, db: asyncpg.Connection, user: UserHandle
+    ) -> None:
+        sid, an_hour_ago = uuid.UUID(session_id(user.access_token)), utcnow() - timedelta(hours=1)
+        await db.execute(
+            "UPDATE user_session SET last_used_at = $2 WHERE id = $1", sid, an_hour_ago
+        )
+        with recorded_statements(app) as statements:
+            assert (await client.get(f"{AUTH}/me", headers=user.headers)).status_code == 200
+        assert len(statements) == 1, statements
+        used = await db.fetchval("SELECT last_used_at FROM user_session WHERE id = $1", sid)
+        assert used > an_hour_ago + timedelta(minutes=59)
 
     async def test_without_token_is_401(self, client: httpx.AsyncClient) -> None:
         response = await client.get(f"{AUTH}/me")

@@ -1,10 +1,16 @@
 """POST /auth/password."""
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from jose import jwt
 
+from app.auth import service
+from app.auth.exceptions import InvalidCredentials
+from app.core.security import AccessClaims
 from tests.auth.helpers import (
     AUTH,
     assert_invalid_token,
@@ -33,6 +39,22 @@ async def refresh(client: httpx.AsyncClient, handle: UserHandle) -> httpx.Respon
 
 
 class TestChangePassword:
+    async def test_a_change_checked_against_a_replaced_password_writes_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
+    ) -> None:
+        """Two changes that both checked the old password: the later one is refused
+        (the password it was given is no longer the current one), not silently lost."""
+        database, auth = app.state.database, app.state.auth
+        token = jwt.get_unverified_claims(user.access_token)
+        claims = AccessClaims(uuid.UUID(token["sub"]), uuid.UUID(token["sid"]))
+        loaded = await service.authenticate(database, claims)  # as the first request did
+        assert (await change(client, user, user.password)).status_code == 204
+        with pytest.raises(InvalidCredentials):
+            await service.change_password(
+                database, auth, loaded, claims, user.password, "a third passphrase 3"
+            )
+        assert (await login(client, user.email, NEW_PASSWORD)).status_code == 200
+
     async def test_new_password_logs_in_and_old_does_not(
         self, client: httpx.AsyncClient, user: UserHandle
     ) -> None:

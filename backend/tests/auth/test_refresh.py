@@ -4,13 +4,11 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
-from sqlmodel import col
 
-from app.auth.models import UserSession
 from app.core.schemas import utcnow
 from tests.auth.helpers import (
     AUTH,
@@ -20,6 +18,7 @@ from tests.auth.helpers import (
     assert_problem,
     bearer,
     login_handle,
+    recorded_statements,
     session_id,
 )
 from tests.conftest import UserHandle
@@ -44,6 +43,13 @@ class TestRefresh:
         assert_no_store(response)
         me = await client.get(f"{AUTH}/me", headers=bearer(body["access_token"]))
         assert me.status_code == 200
+
+    async def test_rotation_is_one_statement(
+        self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
+    ) -> None:
+        with recorded_statements(app) as statements:
+            assert (await refresh(client, user.refresh_token)).status_code == 200
+        assert len(statements) == 1, statements
 
     async def test_old_refresh_token_is_spent(
         self, client: httpx.AsyncClient, user: UserHandle
@@ -94,15 +100,13 @@ class TestRefresh:
         assert_invalid_token(await refresh(client, user.refresh_token))
 
     async def test_expired_session_is_refused(
-        self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
+        self, client: httpx.AsyncClient, db: asyncpg.Connection, user: UserHandle
     ) -> None:
-        async with app.state.database.session() as db:
-            await db.execute(
-                update(UserSession)
-                .where(col(UserSession.id) == uuid.UUID(session_id(user.access_token)))
-                .values(expires_at=utcnow() - timedelta(seconds=1))
-            )
-            await db.commit()
+        await db.execute(
+            "UPDATE user_session SET expires_at = $2 WHERE id = $1",
+            uuid.UUID(session_id(user.access_token)),
+            utcnow() - timedelta(seconds=1),
+        )
         assert_invalid_token(await refresh(client, user.refresh_token))
         assert_invalid_token(await client.get(f"{AUTH}/me", headers=user.headers))
 

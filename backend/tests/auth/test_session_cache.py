@@ -7,17 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from app.auth.revocations import SessionCache
-from tests.auth.helpers import assert_invalid_token, session_id, signup
-from tests.conftest import AppFactory, client_for, is_postgres
-
-pytestmark = pytest.mark.skipif(
-    not is_postgres(), reason="LISTEN/NOTIFY is PostgreSQL's; on SQLite the cache stays off"
-)
+from tests.auth.helpers import assert_invalid_token, recorded_statements, session_id, signup
+from tests.conftest import AppFactory, client_for
 
 TASKS = "/api/v1/tasks"
 
@@ -53,8 +49,19 @@ class TestSessionCache:
             assert (await client.get(TASKS, headers=user.headers)).status_code == 200
         assert cache.is_live(uuid.UUID(session_id(user.access_token)), uuid.UUID(user.id))
 
+    async def test_a_miss_costs_one_statement_and_a_hit_none(self, running_app: FastAPI) -> None:
+        async with client_for(running_app) as client:
+            user = await signup(client)
+            with recorded_statements(running_app) as miss:
+                assert (await client.get(TASKS, headers=user.headers)).status_code == 200
+            with recorded_statements(running_app) as hit:
+                assert (await client.get(TASKS, headers=user.headers)).status_code == 200
+        assert len(miss) == len(hit) + 1, (miss, hit)
+        assert "user_session" in miss[0]
+        assert not any("user_session" in statement for statement in hit), hit
+
     async def test_a_session_deleted_elsewhere_is_evicted_by_notify(
-        self, running_app: FastAPI
+        self, running_app: FastAPI, db: asyncpg.Connection
     ) -> None:
         """Another server process logging the session out is simulated by deleting the
         row on a separate connection: the NOTIFY evicts it, and the token is refused."""
@@ -64,8 +71,7 @@ class TestSessionCache:
             assert (await client.get(TASKS, headers=user.headers)).status_code == 200
             sid, uid = uuid.UUID(session_id(user.access_token)), uuid.UUID(user.id)
             assert cache.is_live(sid, uid)
-            async with running_app.state.engine.begin() as conn:
-                await conn.execute(text("DELETE FROM user_session WHERE id = :id"), {"id": sid})
+            await db.execute("DELETE FROM user_session WHERE id = $1", sid)
             assert await _eventually(lambda: not cache.is_live(sid, uid))
             assert_invalid_token(await client.get(TASKS, headers=user.headers))
 
@@ -88,7 +94,7 @@ class TestSessionCache:
             assert_invalid_token(await client.get(TASKS, headers=user.headers))
 
     async def test_without_the_listener_every_request_checks_the_database(
-        self, running_app: FastAPI
+        self, running_app: FastAPI, db: asyncpg.Connection
     ) -> None:
         cache: SessionCache = running_app.state.auth.sessions
         async with client_for(running_app) as client:
@@ -98,8 +104,7 @@ class TestSessionCache:
             assert not cache.active
             sid, uid = uuid.UUID(session_id(user.access_token)), uuid.UUID(user.id)
             assert not cache.is_live(sid, uid)
-            async with running_app.state.engine.begin() as conn:
-                await conn.execute(text("DELETE FROM user_session WHERE id = :id"), {"id": sid})
+            await db.execute("DELETE FROM user_session WHERE id = $1", sid)
             assert_invalid_token(await client.get(TASKS, headers=user.headers))
 
     async def test_a_check_overtaken_by_a_revocation_is_not_cached(
@@ -113,9 +118,8 @@ class TestSessionCache:
         assert not cache.is_live(sid, uid)
 
 
-async def test_the_migration_installs_the_notify_trigger(app: FastAPI) -> None:
-    async with app.state.engine.connect() as conn:
-        found = await conn.scalar(
-            text("SELECT count(*) FROM pg_trigger WHERE tgname = 'user_session_revoked'")
-        )
+async def test_the_migration_installs_the_notify_trigger(db: asyncpg.Connection) -> None:
+    found = await db.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgname = 'user_session_revoked'"
+    )
     assert found == 1

@@ -3,13 +3,10 @@
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import update
-from sqlmodel import col
 
-from app.auth.models import UserSession
 from app.core.schemas import utcnow
 from tests.auth.helpers import (
     AUTH,
@@ -65,17 +62,15 @@ class TestListSessions:
         assert [item["id"] for item in sessions] == [session_id(user.access_token)]
 
     async def test_last_used_at_is_refreshed_by_use(
-        self, client: httpx.AsyncClient, app: FastAPI, user: UserHandle
+        self, client: httpx.AsyncClient, db: asyncpg.Connection, user: UserHandle
     ) -> None:
         """Written at most every few minutes: an hour-old value is updated on the next use."""
         an_hour_ago = utcnow() - timedelta(hours=1)
-        async with app.state.database.session() as db:
-            await db.execute(
-                update(UserSession)
-                .where(col(UserSession.id) == uuid.UUID(session_id(user.access_token)))
-                .values(last_used_at=an_hour_ago)
-            )
-            await db.commit()
+        await db.execute(
+            "UPDATE user_session SET last_used_at = $2 WHERE id = $1",
+            uuid.UUID(session_id(user.access_token)),
+            an_hour_ago,
+        )
         touched = (await list_sessions(client, user))[0]["last_used_at"]
         assert str(touched) > an_hour_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         # Used again at once: not written again (one write per interval, not per request).

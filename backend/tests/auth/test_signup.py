@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.auth.helpers import (
     AUTH,
@@ -14,6 +15,7 @@ from tests.auth.helpers import (
     bearer,
     field_messages,
     login,
+    recorded_statements,
     unique_email,
 )
 from tests.conftest import PASSWORD
@@ -35,6 +37,16 @@ class TestSignup:
         assert body["user"]["name"] == "Ada"
         assert TIMESTAMP.match(body["user"]["created_at"])
         assert_no_store(response)
+
+    async def test_account_session_and_token_are_one_statement(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        with recorded_statements(app) as statements:
+            response = await client.post(
+                f"{AUTH}/signup", json={"email": unique_email(), "password": PASSWORD}
+            )
+        assert response.status_code == 201, response.text
+        assert len(statements) == 1, statements
 
     async def test_tokens_work_at_once(self, client: httpx.AsyncClient) -> None:
         body = (

@@ -4,11 +4,11 @@ database at all, and the checks every problem+json response must pass."""
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
-from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import AppFactory, client_for
 
@@ -45,8 +45,8 @@ async def _raise_runtime_error() -> None:
     raise RuntimeError(f"{SECRET} SELECT password_hash FROM user")
 
 
-async def _raise_integrity_error() -> None:
-    raise IntegrityError(f"INSERT INTO user VALUES ('{SECRET}')", {}, Exception("duplicate"))
+async def _raise_unique_violation() -> None:
+    raise asyncpg.UniqueViolationError(f"duplicate key: INSERT INTO user VALUES ('{SECRET}')")
 
 
 async def _raise_missing_file() -> None:
@@ -67,7 +67,7 @@ def failing_app(make_app: AppFactory) -> FastAPI:
     """A full app plus routes that fail the way a bug would (production routers untouched)."""
     app = make_app()
     app.add_api_route("/test/boom", _raise_runtime_error, methods=["GET"])
-    app.add_api_route("/test/db-bug", _raise_integrity_error, methods=["GET"])
+    app.add_api_route("/test/db-bug", _raise_unique_violation, methods=["GET"])
     app.add_api_route("/test/mid-stream", _fail_mid_stream, methods=["GET"])
     app.add_api_route("/test/missing-file", _raise_missing_file, methods=["GET"])
     return app

@@ -12,16 +12,22 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
 from starlette.types import Message
 
+from app.core.db import APPLICATION_NAME
 from app.core.handlers import handle_database_unavailable, validation_errors
 from app.core.logging import JsonFormatter
-from app.core.pg import APPLICATION_NAME
-from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for, is_postgres
+from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
 from tests.core.conftest import SECRET, assert_problem
 
-INTERNALS = ("Traceback", "RuntimeError", "IntegrityError", "SELECT", "INSERT", "password_hash")
+INTERNALS = (
+    "Traceback",
+    "RuntimeError",
+    "UniqueViolationError",
+    "SELECT",
+    "INSERT",
+    "password_hash",
+)
 
 
 class TestProblemFormat:
@@ -247,8 +253,8 @@ async def test_hung_database_times_out_to_503(make_app: AppFactory, silent_db: i
         assert time.perf_counter() - started < 5
 
 
-class TestLeanPathFailures:
-    """The task routes' asyncpg path (app/core/pg.py) raises asyncpg's own exceptions."""
+class TestDatabaseFailures:
+    """asyncpg's own exceptions: lost connections are 503, anything else a bug (500)."""
 
     @pytest.mark.parametrize(
         ("exc", "unavailable"),
@@ -269,20 +275,16 @@ class TestLeanPathFailures:
         response = await handle_database_unavailable(None, exc)  # type: ignore[arg-type]
         assert response.status_code == (503 if unavailable else 500)
 
-    @pytest.mark.skipif(not is_postgres(), reason="the lean path is PostgreSQL's")
     async def test_killed_connections_are_replaced(
-        self, app: FastAPI, client: httpx.AsyncClient, user: UserHandle
+        self, db: asyncpg.Connection, client: httpx.AsyncClient, user: UserHandle
     ) -> None:
         url = "/api/v1/tasks"
         assert (await client.get(url, headers=user.headers)).status_code == 200
-        async with app.state.engine.connect() as conn:
-            killed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :name"
-                ),
-                {"name": APPLICATION_NAME},
-            )
+        killed = await db.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1",
+            APPLICATION_NAME,
+        )
         assert killed >= 1
         await asyncio.sleep(0.2)  # the pool sees the connection close
         statuses = [(await client.get(url, headers=user.headers)).status_code for _ in range(3)]

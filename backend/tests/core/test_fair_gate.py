@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from app.core.pg import FairGate
+from app.core.db import FairGate
 
 
 async def _hold(gate: FairGate, name: str, order: list[str], release: asyncio.Event) -> None:

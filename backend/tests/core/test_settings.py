@@ -109,7 +109,7 @@ async def test_development_tokens_survive_a_restart(dev_apps: list[FastAPI]) -> 
         assert me.status_code == 200, me.text
         assert me.json()["email"] == "restart@example.com"
     for app in dev_apps:
-        await app.state.engine.dispose()
+        await app.state.database.close()
 
 
 def test_empty_key_means_unset(tmp_path: Path) -> None:
@@ -143,13 +143,30 @@ class TestParsing:
     def test_cors_origins_as_a_value(self) -> None:
         assert _settings(CORS_ORIGINS="a,b").CORS_ORIGINS == ["a", "b"]
 
-    def test_database_defaults_to_sqlite_in_data_dir(
+    def test_database_defaults_to_the_embedded_server(
         self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
-        monkeypatch.delenv("DATABASE_URL")
+        monkeypatch.delenv("DATABASE_URL", raising=False)
         settings = _settings(DATA_DIR=tmp_path)
-        assert settings.DATABASE_URL == f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
-        assert settings.is_sqlite
+        assert settings.DATABASE_URL == ""
+        assert settings.embedded_database
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "sqlite+aiosqlite:///data/todo.db",
+            "postgresql://postgres@127.0.0.1/todo",
+            "postgresql+psycopg://postgres@127.0.0.1/todo",
+            "mysql://root:hunter2@db/todo",
+            "not a url",
+        ],
+    )
+    def test_other_databases_are_refused_clearly(self, url: str) -> None:
+        with pytest.raises(ValidationError) as raised:
+            _settings(DATABASE_URL=url)
+        message = str(raised.value)
+        assert "postgresql+asyncpg://" in message
+        assert "hunter2" not in message
 
     def test_documented_defaults(self, monkeypatch: pytest.MonkeyPatch) -> None:
         for name in ("ENVIRONMENT", "BCRYPT_ROUNDS", "RATE_LIMIT_ENABLED", "LOG_LEVEL"):

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from tests.auth.helpers import recorded_statements
 from tests.conftest import UserHandle
 from tests.tasks.helpers import TAGS, TASKS, get_task, list_tasks, tag_usage
 
@@ -210,6 +211,48 @@ class TestRenameTag:
         assert response.status_code == 404
         assert response.json()["code"] == "tag_not_found"
 
+    async def test_racing_renames_of_one_tag(self, client, user: UserHandle, task_factory) -> None:
+        task = await task_factory(tags=["todo"])
+        responses = await asyncio.gather(
+            *(
+                client.patch(f"{TAGS}/todo", json={"name": name}, headers=user.headers)
+                for name in ("a", "b", "c")
+            )
+        )
+        assert sorted(r.status_code for r in responses) == [200, 404, 404]
+        assert all(r.json()["code"] == "tag_not_found" for r in responses if r.status_code == 404)
+        [winner] = [r.json()["name"] for r in responses if r.status_code == 200]
+        assert await tag_usage(client, user) == {winner: 1}
+        after = (await get_task(client, user, task["id"])).json()
+        assert (after["tags"], after["version"]) == ([winner], task["version"] + 1)
+
+    async def test_racing_a_delete(self, client, user: UserHandle, task_factory) -> None:
+        await task_factory(tags=["todo"])
+        renamed, deleted = await asyncio.gather(
+            client.patch(f"{TAGS}/todo", json={"name": "done"}, headers=user.headers),
+            client.delete(f"{TAGS}/todo", headers=user.headers),
+        )
+        # Whichever locks the tag first wins; the other finds it gone.
+        assert sorted([renamed.status_code, deleted.status_code]) in ([200, 404], [204, 404])
+        expected = {"done": 1} if renamed.status_code == 200 else {}
+        assert await tag_usage(client, user) == expected
+
+    async def test_opposite_merges_racing(self, client, user: UserHandle, task_factory) -> None:
+        """a -> b and b -> a at once lock both tags in key order: one waits for the
+        other, then merges into what it left (they deadlocked, a 500, before)."""
+        for round_ in range(4):
+            a, b = f"a{round_}", f"b{round_}"
+            for name in (a, a, b, b):
+                await task_factory(tags=[name])
+            responses = await asyncio.gather(
+                client.patch(f"{TAGS}/{a}", json={"name": b}, headers=user.headers),
+                client.patch(f"{TAGS}/{b}", json={"name": a}, headers=user.headers),
+            )
+            assert {r.status_code for r in responses} <= {200, 404}
+            usage = await tag_usage(client, user)
+            assert len([name for name in (a, b) if name in usage]) == 1
+            assert usage.get(a, 0) + usage.get(b, 0) == 4
+
 
 class TestDeleteTag:
     async def test_removes_it_from_every_task(self, client, user: UserHandle, task_factory) -> None:
@@ -234,3 +277,67 @@ class TestDeleteTag:
         response = await client.delete(f"{TAGS}/missing", headers=user.headers)
         assert response.status_code == 404
         assert response.json()["code"] == "tag_not_found"
+
+    async def test_racing_deletes_one_204_the_others_404(
+        self, client, user: UserHandle, task_factory
+    ) -> None:
+        task = await task_factory(tags=["old", "keep"])
+        responses = await asyncio.gather(
+            *(client.delete(f"{TAGS}/old", headers=user.headers) for _ in range(4))
+        )
+        assert sorted(r.status_code for r in responses) == [204, 404, 404, 404]
+        assert all(r.json()["code"] == "tag_not_found" for r in responses if r.status_code == 404)
+        after = (await get_task(client, user, task["id"])).json()
+        assert (after["tags"], after["version"]) == (["keep"], task["version"] + 1)
+
+
+class TestRoundTrips:
+    """What each route costs besides the caller's session check."""
+
+    @staticmethod
+    def ours(statements: list[str]) -> list[str]:
+        return [s.split(None, 1)[0] for s in statements if "user_session" not in s]
+
+    @pytest.mark.parametrize("prefix", [None, "wo"])
+    async def test_list_is_one_statement(
+        self, app, client, user: UserHandle, task_factory, prefix
+    ) -> None:
+        await task_factory(tags=["work", "home"])
+        params = {"prefix": prefix} if prefix else {}
+        with recorded_statements(app) as seen:
+            response = await client.get(TAGS, params=params, headers=user.headers)
+        assert response.status_code == 200
+        assert self.ours(seen) == ["SELECT"]
+
+    @pytest.mark.parametrize(
+        ("new_name", "statements"),
+        [
+            # touch the tasks, lock the tag, count its usage
+            ("home", ["WITH", "SELECT", "SELECT"]),  # the same name: touches no task
+            ("Home", ["WITH", "SELECT", "UPDATE"]),  # a new spelling, counted as it is saved
+            # touch, lock the old tag then find the target (or the reverse: in key
+            # order), merge, count
+            ("work", ["WITH", "SELECT", "WITH", "WITH", "SELECT"]),
+            ("chores", ["WITH", "WITH", "SELECT", "WITH", "SELECT"]),
+            ("zoo", ["WITH", "SELECT", "WITH", "WITH", "SELECT"]),  # into a new tag
+        ],
+    )
+    async def test_rename_is_one_transaction(
+        self, app, client, user: UserHandle, task_factory, new_name: str, statements: list[str]
+    ) -> None:
+        await task_factory(tags=["home", "work", "chores"])
+        with recorded_statements(app) as seen:
+            response = await client.patch(
+                f"{TAGS}/home", json={"name": new_name}, headers=user.headers
+            )
+        assert response.status_code == 200
+        assert self.ours(seen) == ["BEGIN;", *statements, "COMMIT;"]
+
+    async def test_delete_is_one_transaction(
+        self, app, client, user: UserHandle, task_factory
+    ) -> None:
+        await task_factory(tags=["home"])
+        with recorded_statements(app) as seen:
+            response = await client.delete(f"{TAGS}/home", headers=user.headers)
+        assert response.status_code == 204
+        assert self.ours(seen) == ["BEGIN;", "WITH", "DELETE", "COMMIT;"]

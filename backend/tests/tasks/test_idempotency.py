@@ -5,9 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 
-from app.tasks.models import IdempotencyKey
 from tests.conftest import UserHandle
 from tests.tasks.helpers import TASKS, count_rows, list_tasks
 
@@ -76,17 +74,17 @@ class TestIdempotencyKey:
         self, app, client, user: UserHandle
     ) -> None:
         first = await client.post(TASKS, json={"title": "one"}, headers=keyed(user, "k"))
-        async with app.state.engine.begin() as conn:
+        async with app.state.database.connection() as conn:
             recent = datetime.now(UTC) - timedelta(hours=23, minutes=59)
-            await conn.execute(update(IdempotencyKey).values(created_at=recent))
+            await conn.execute("UPDATE idempotency_key SET created_at = $1", recent)
         retry = await client.post(TASKS, json={"title": "one"}, headers=keyed(user, "k"))
         assert retry.json()["id"] == first.json()["id"]
 
     async def test_expired_key_is_treated_as_new(self, app, client, user: UserHandle) -> None:
         first = await client.post(TASKS, json={"title": "one"}, headers=keyed(user, "old"))
-        async with app.state.engine.begin() as conn:
+        async with app.state.database.connection() as conn:
             old = datetime.now(UTC) - timedelta(hours=24, seconds=1)
-            await conn.execute(update(IdempotencyKey).values(created_at=old))
+            await conn.execute("UPDATE idempotency_key SET created_at = $1", old)
         retry = await client.post(TASKS, json={"title": "two"}, headers=keyed(user, "old"))
         assert retry.status_code == 201
         assert retry.json()["id"] != first.json()["id"]
@@ -123,5 +121,5 @@ class TestIdempotencyKey:
         )
         assert [r.status_code for r in responses] == [201] * 8
         assert len({r.json()["id"] for r in responses}) == 1
-        assert await count_rows(app.state.engine, "task") == 1
+        assert await count_rows(app, "task") == 1
         assert (await list_tasks(client, user))["total"] == 1

@@ -187,10 +187,9 @@ class TestAccountDeletion:
             "DELETE", "/api/v1/auth/me", json={"password": user.password}, headers=user.headers
         )
         assert response.status_code == 204
-        engine = app.state.engine
-        assert await count_rows(engine, "task") == 1
-        assert await count_rows(engine, "project") == 1
-        assert await count_rows(engine, "tag") == 1
-        assert await count_rows(engine, "task_tag") == 1
-        assert await count_rows(engine, "idempotency_key") == 0
+        assert await count_rows(app, "task") == 1
+        assert await count_rows(app, "project") == 1
+        assert await count_rows(app, "tag") == 1
+        assert await count_rows(app, "task_tag") == 1
+        assert await count_rows(app, "idempotency_key") == 0
         assert (await list_tasks(client, other_user))["total"] == 1

@@ -4,10 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import update
-from sqlmodel import col
 
-from app.tasks.models import Task
 from tests.conftest import UserHandle
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import TASKS, list_tasks
@@ -19,9 +16,10 @@ def titles(body: dict) -> list[str]:
 
 async def set_column(app, task_id: str, column: str, value: object) -> None:
     """Give tasks equal (or chosen) sort keys that the API would not produce in a test."""
-    async with app.state.engine.begin() as conn:
+    assert column in {"created_at", "updated_at", "title_key", "due_date", "priority"}
+    async with app.state.database.connection() as conn:
         await conn.execute(
-            update(Task).where(col(Task.id) == uuid.UUID(task_id)).values({column: value})
+            f"UPDATE task SET {column} = $1 WHERE id = $2", value, uuid.UUID(task_id)
         )
 
 

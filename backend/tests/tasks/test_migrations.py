@@ -1,27 +1,26 @@
-"""The 0002 migration: it matches the models and it reverses cleanly."""
+"""The migrations: they match the models, and they reverse cleanly."""
 
 import asyncio
-from pathlib import Path
+import uuid
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.db import create_engine
+from app.core.db import libpq_dsn
+from app.core.migrations import alembic_config
 from app.models import metadata
-from tests.conftest import alembic_config, is_postgres
 
-# Created by the migration on PostgreSQL only. (The other one, on due_date DESC NULLS
-# LAST, is an expression index, which alembic cannot compare on SQLite and skips.)
-POSTGRES_ONLY_GIN = "ix_task_user_id_search_text_trgm"
 NEW_TABLES = {"project", "tag", "task", "task_tag", "idempotency_key"}
 
 
-def _schema(url: str, settings) -> tuple[list, set[str]]:
+def _schema(url: str) -> tuple[list, set[str]]:
     async def run() -> tuple[list, set[str]]:
-        engine = create_engine(settings.model_copy(update={"DATABASE_URL": url}))
+        engine = create_async_engine(url)
         async with engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
@@ -33,24 +32,47 @@ def _schema(url: str, settings) -> tuple[list, set[str]]:
     return asyncio.run(run())
 
 
+def _sibling_database(url: str, name: str, *, drop: bool = False) -> str:
+    """A database beside the test database, on the same server (created, or dropped)."""
+    dsn = libpq_dsn(url)
+    admin = dsn.rsplit("/", 1)[0] + "/postgres"
+
+    async def run() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            if not drop:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression")
 class TestMigration:
-    def test_migrated_schema_matches_the_models(self, migrated_url: str, settings) -> None:
-        diff, tables = _schema(migrated_url, settings)
+    def test_migrated_schema_matches_the_models(self, migrated_url: str) -> None:
+        diff, tables = _schema(migrated_url)
         assert tables >= NEW_TABLES
-        if is_postgres():
-            assert diff == []
-        else:  # SQLite has no GIN: only that PostgreSQL-only index differs
-            assert [(op[0], op[1].name) for op in diff] == [("add_index", POSTGRES_ONLY_GIN)]
+        assert diff == []
 
-    def test_downgrade_and_upgrade_again(self, tmp_path: Path, settings) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'roundtrip.db'}"
-        config = alembic_config(url)
-        command.upgrade(config, "head")
-        command.downgrade(config, "0001")
-        _, tables = _schema(url, settings)
-        assert not tables & NEW_TABLES
-        assert "user_account" in tables
-        command.upgrade(config, "head")
-        _, tables = _schema(url, settings)
-        assert tables >= NEW_TABLES
+    def test_downgrade_and_upgrade_again(self, migrated_url: str) -> None:
+        name = f"todo_roundtrip_{uuid.uuid4().hex[:8]}"
+        url = _sibling_database(migrated_url, name)
+        try:
+            config = alembic_config(url)
+            command.upgrade(config, "head")
+            command.downgrade(config, "0001")
+            _, tables = _schema(url)
+            assert not tables & NEW_TABLES
+            assert "user_account" in tables
+            command.downgrade(config, "base")
+            _, tables = _schema(url)
+            assert tables <= {"alembic_version"}
+            command.upgrade(config, "head")
+            diff, tables = _schema(url)
+            assert tables >= NEW_TABLES
+            assert diff == []
+        finally:
+            _sibling_database(migrated_url, name, drop=True)

@@ -3,20 +3,18 @@ every way tasks come and go over HTTP, the sum of a user's counter rows equals t
 number of their tasks."""
 
 import asyncio
-import sqlite3
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select, text
 
-from app.tasks.models import Task, TaskCount
-from tests.conftest import UserFactory, UserHandle, alembic_config, is_postgres
+from app.core.migrations import alembic_config
+from tests.conftest import UserFactory, UserHandle, connect
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import PROJECTS, TASKS, create_task, list_tasks
+from tests.tasks.test_migrations import _sibling_database
 
 SHARDS = range(16)
 
@@ -24,25 +22,22 @@ SHARDS = range(16)
 async def counter_and_tasks(app: FastAPI, user: UserHandle) -> tuple[int, int]:
     """(sum of the user's counter rows, number of the user's tasks), read directly."""
     user_id = uuid.UUID(user.id)
-    async with app.state.engine.connect() as conn:
-        counted = await conn.scalar(
-            select(func.coalesce(func.sum(TaskCount.n), 0)).where(TaskCount.user_id == user_id)
+    async with app.state.database.connection() as conn:
+        counted = await conn.fetchval(
+            "SELECT coalesce(sum(n), 0) FROM task_count WHERE user_id = $1", user_id
         )
-        tasks = await conn.scalar(
-            select(func.count()).select_from(Task).where(Task.user_id == user_id)
-        )
+        tasks = await conn.fetchval("SELECT count(*) FROM task WHERE user_id = $1", user_id)
     return int(counted), int(tasks)
 
 
 async def counter_rows(app: FastAPI, user: UserHandle) -> list[tuple[int, int]]:
     """The user's (shard, n) rows."""
-    async with app.state.engine.connect() as conn:
-        result = await conn.execute(
-            select(TaskCount.shard, TaskCount.n)
-            .where(TaskCount.user_id == uuid.UUID(user.id))
-            .order_by(TaskCount.shard)
+    async with app.state.database.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT shard, n FROM task_count WHERE user_id = $1 ORDER BY shard",
+            uuid.UUID(user.id),
         )
-        return [(shard, n) for shard, n in result.all()]
+    return [(row["shard"], row["n"]) for row in rows]
 
 
 async def delete_task(client: httpx.AsyncClient, user: UserHandle, task_id: str) -> None:
@@ -165,7 +160,7 @@ class TestTaskCount:
     async def test_concurrent_creates_and_deletes(
         self, client, app: FastAPI, user: UserHandle
     ) -> None:
-        # On PostgreSQL the requests run on several connections, i.e. several shards.
+        # The requests run on several connections, i.e. several shards.
         responses = await asyncio.gather(
             *(client.post(TASKS, json={"title": f"c{i}"}, headers=user.headers) for i in range(40))
         )
@@ -180,58 +175,79 @@ class TestTaskCount:
         assert await counter_and_tasks(app, user) == (30, 30)
         rows = await counter_rows(app, user)
         assert all(shard in SHARDS for shard, _ in rows)
-        if not is_postgres():  # one writer: everything in shard 0
-            assert rows == [(0, 30)]
+
+
+_INSERT_TASK = """
+INSERT INTO task (id, user_id, title, title_key, search_text, completed, priority,
+                  created_at, updated_at, version)
+VALUES ($1, $2, 't', 't', 't', false, 1, now(), now(), 1)
+"""
 
 
 class TestMigration:
-    """0004 counts the tasks that exist when it runs, and reverses cleanly (SQLite file;
-    the PostgreSQL schema is migrated by the test session itself)."""
+    """0004 counts the tasks that exist when it runs, and reverses cleanly (on a
+    database of its own beside the test database)."""
 
-    def test_backfills_and_reverses(self, tmp_path: Path) -> None:
-        path = tmp_path / "backfill.db"
-        config = alembic_config(f"sqlite+aiosqlite:///{path}")
-        command.upgrade(config, "0003")
-        users = [uuid.uuid4().hex for _ in range(3)]
-        with sqlite3.connect(path) as db:
-            db.executemany(
-                "INSERT INTO user_account (id, email, hashed_password, created_at, updated_at) "
-                "VALUES (?, ?, 'x', '2026-01-01', '2026-01-01')",
-                [(u, f"{u}@example.com") for u in users],
-            )
-            db.executemany(
-                "INSERT INTO task (id, user_id, title, title_key, search_text, completed, "
-                "priority, created_at, updated_at, version) "
-                "VALUES (?, ?, 't', 't', 't', 0, 1, '2026-01-01', '2026-01-01', 1)",
-                [(uuid.uuid4().hex, users[i % 2]) for i in range(5)],
-            )
-        db.close()
-        expected = {users[0]: 3, users[1]: 2}
-        command.upgrade(config, "head")
-        assert _counters(path) == expected
-        command.downgrade(config, "0003")
-        assert _objects(path) == set()
-        command.upgrade(config, "head")
-        assert _counters(path) == expected
-        assert _objects(path) == {"task_count", "task_count_insert", "task_count_delete"}
+    def test_backfills_and_reverses(self, migrated_url: str) -> None:
+        name = f"todo_backfill_{uuid.uuid4().hex[:8]}"
+        url = _sibling_database(migrated_url, name)
+        try:
+            config = alembic_config(url)
+            command.upgrade(config, "0003")
+            users = [uuid.uuid4() for _ in range(3)]
+            asyncio.run(_seed(url, users))
+            expected = {users[0]: 3, users[1]: 2}
+            command.upgrade(config, "head")
+            assert asyncio.run(_counters(url)) == expected
+            command.downgrade(config, "0003")
+            assert asyncio.run(_objects(url)) == set()
+            command.upgrade(config, "head")
+            assert asyncio.run(_counters(url)) == expected
+            assert asyncio.run(_objects(url)) == {
+                "task_count",
+                "task_count_insert",
+                "task_count_delete",
+                "task_count_truncate",
+            }
+        finally:
+            _sibling_database(migrated_url, name, drop=True)
 
 
-def _counters(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT user_id, sum(n) FROM task_count GROUP BY user_id").fetchall()
-    db.close()
-    return dict(rows)
+async def _seed(url: str, users: list[uuid.UUID]) -> None:
+    conn = await connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO user_account (id, email, hashed_password, created_at, updated_at) "
+            "VALUES ($1, $2, 'x', now(), now())",
+            [(u, f"{u}@example.com") for u in users],
+        )
+        await conn.executemany(_INSERT_TASK, [(uuid.uuid4(), users[i % 2]) for i in range(5)])
+    finally:
+        await conn.close()
 
 
-def _objects(path: Path) -> set[str]:
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'task_count%'")
-        names = {name for (name,) in rows}
-    db.close()
-    return names
+async def _counters(url: str) -> dict[uuid.UUID, int]:
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch("SELECT user_id, sum(n) FROM task_count GROUP BY user_id")
+    finally:
+        await conn.close()
+    return {row[0]: int(row[1]) for row in rows}
 
 
-@pytest.mark.skipif(not is_postgres(), reason="the shards are PostgreSQL's")
+async def _objects(url: str) -> set[str]:
+    """The counter's table and triggers, by name."""
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'task_count%' AND relkind = 'r' "
+            "UNION SELECT tgname FROM pg_trigger WHERE tgname LIKE 'task_count%'"
+        )
+    finally:
+        await conn.close()
+    return {row[0] for row in rows}
+
+
 class TestShards:
     async def test_each_connection_writes_the_shard_of_its_backend(
         self, app: FastAPI, user: UserHandle
@@ -240,17 +256,11 @@ class TestShards:
         pids = []
         # Both connections held at once, so they are two backends (the pool would
         # otherwise hand the same one back); each commits before the other writes.
-        async with app.state.engine.connect() as first, app.state.engine.connect() as second:
+        database = app.state.database
+        async with database.connection() as first, database.connection() as second:
             for conn in (first, second):
-                pids.append(await conn.scalar(select(func.pg_backend_pid())))
-                await conn.execute(
-                    insert(Task).values(
-                        id=uuid.uuid4(), user_id=user_id, title="t", title_key="t",
-                        search_text="t", completed=False, priority=1, version=1,
-                        created_at=func.now(), updated_at=func.now(),
-                    )
-                )  # fmt: skip
-                await conn.commit()
+                pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
+                await conn.execute(_INSERT_TASK, uuid.uuid4(), user_id)
         assert pids[0] != pids[1]
         rows = await counter_rows(app, user)
         assert {shard for shard, _ in rows} == {pid % 16 for pid in pids}
@@ -261,7 +271,7 @@ class TestShards:
     ) -> None:
         for _ in range(3):
             await task_factory()
-        async with app.state.engine.begin() as conn:
-            await conn.execute(text("TRUNCATE task CASCADE"))
+        async with app.state.database.connection() as conn:
+            await conn.execute("TRUNCATE task CASCADE")
         assert await counter_and_tasks(app, user) == (0, 0)
         assert (await list_tasks(client, user))["total"] == 0

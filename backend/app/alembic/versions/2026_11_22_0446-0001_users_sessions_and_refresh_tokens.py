@@ -17,7 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "user_account",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -45,8 +44,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_session")),
     )
-    with op.batch_alter_table("user_session", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_user_session_user_id"), ["user_id"], unique=False)
+    op.create_index(op.f("ix_user_session_user_id"), "user_session", ["user_id"], unique=False)
 
     op.create_table(
         "refresh_token",
@@ -62,20 +60,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_refresh_token")),
     )
-    with op.batch_alter_table("refresh_token", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_refresh_token_session_id"), ["session_id"], unique=False
-        )
+    op.create_index(
+        op.f("ix_refresh_token_session_id"), "refresh_token", ["session_id"], unique=False
+    )
 
 
 def downgrade() -> None:
-
-    with op.batch_alter_table("refresh_token", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_refresh_token_session_id"))
-
+    op.drop_index(op.f("ix_refresh_token_session_id"), table_name="refresh_token")
     op.drop_table("refresh_token")
-    with op.batch_alter_table("user_session", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_user_session_user_id"))
-
+    op.drop_index(op.f("ix_user_session_user_id"), table_name="user_session")
     op.drop_table("user_session")
     op.drop_table("user_account")

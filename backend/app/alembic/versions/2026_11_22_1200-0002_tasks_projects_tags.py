@@ -7,9 +7,8 @@ Create Date: 2026-11-22 12:00:00.000000
 Projects, tags, tasks, the task-tag links and the idempotency keys of task creation,
 with the indexes the task list needs for a user with 10,000 tasks among 1,000,000:
 owner + each sort column (+ id, the tie-breaker), owner + status, project + owner, the
-link table both ways and, on PostgreSQL only, owner + due date descending (nulls last)
-and a GIN index of owner (btree_gin) + trigrams of search_text (pg_trgm) for substring
-search; SQLite scans the user's rows with LIKE.
+link table both ways, owner + due date descending (nulls last) and a GIN index of owner
+(btree_gin) + trigrams of search_text (pg_trgm) for substring search.
 """
 
 from collections.abc import Sequence
@@ -103,8 +102,25 @@ def upgrade() -> None:
     )
     for name, columns in _TASK_INDEXES.items():
         op.create_index(name, "task", columns, unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        _postgresql_task_indexes()
+    # Due dates sort nulls last both ways: descending needs its own index.
+    op.create_index(
+        "ix_task_user_id_due_date_desc",
+        "task",
+        ["user_id", sa.text("due_date DESC NULLS LAST"), sa.text("id DESC")],
+        unique=False,
+    )
+    # Substring search: trigrams of search_text, with the owner in the same GIN index
+    # (btree_gin), so a search reads one user's matches, not every user's.
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+    op.create_index(
+        "ix_task_user_id_search_text_trgm",
+        "task",
+        ["user_id", "search_text"],
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+    )
     op.create_table(
         "task_tag",
         sa.Column("task_id", sa.Uuid(), nullable=False),
@@ -131,37 +147,14 @@ def upgrade() -> None:
     )
 
 
-def _postgresql_task_indexes() -> None:
-    # Due dates sort nulls last both ways: descending needs its own index.
-    op.create_index(
-        "ix_task_user_id_due_date_desc",
-        "task",
-        ["user_id", sa.text("due_date DESC NULLS LAST"), sa.text("id DESC")],
-        unique=False,
-    )
-    # Substring search: trigrams of search_text, with the owner in the same GIN index
-    # (btree_gin), so a search reads one user's matches, not every user's.
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
-    op.create_index(
-        "ix_task_user_id_search_text_trgm",
-        "task",
-        ["user_id", "search_text"],
-        unique=False,
-        postgresql_using="gin",
-        postgresql_ops={"search_text": "gin_trgm_ops"},
-    )
-
-
 def downgrade() -> None:
     # The pg_trgm and btree_gin extensions stay: they may have existed before, and
     # other objects may use them (CREATE EXTENSION IF NOT EXISTS cannot tell).
     op.drop_table("idempotency_key")
     op.drop_index("ix_task_tag_tag_id_task_id", table_name="task_tag")
     op.drop_table("task_tag")
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_task_user_id_search_text_trgm", table_name="task")
-        op.drop_index("ix_task_user_id_due_date_desc", table_name="task")
+    op.drop_index("ix_task_user_id_search_text_trgm", table_name="task")
+    op.drop_index("ix_task_user_id_due_date_desc", table_name="task")
     for name in reversed(_TASK_INDEXES):
         op.drop_index(name, table_name="task")
     op.drop_table("task")

@@ -1,9 +1,9 @@
 """notify session revocations
 
-PostgreSQL only: every deleted user_session row (logout, revocation, password
-change, account deletion by cascade, refresh-token reuse) sends NOTIFY on the
-channel `user_session_revoked` with the session id, so each server process can
-evict it from its in-memory cache of live sessions (app/auth/revocations.py).
+Every deleted user_session row (logout, revocation, password change, account deletion
+by cascade, refresh-token reuse) sends NOTIFY on the channel `user_session_revoked`
+with the session id, so each server process can evict it from its in-memory cache of
+live sessions (app/auth/revocations.py).
 
 Revision ID: 0003
 Revises: 0002
@@ -21,8 +21,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute(
         """
         CREATE FUNCTION notify_user_session_revoked() RETURNS trigger
@@ -43,7 +41,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute("DROP TRIGGER IF EXISTS user_session_revoked ON user_session")
     op.execute("DROP FUNCTION IF EXISTS notify_user_session_revoked()")

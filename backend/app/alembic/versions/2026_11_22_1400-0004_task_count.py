@@ -5,26 +5,20 @@ n) whose sum per user is the exact number of the user's tasks, maintained by tri
 on `task` (the app never writes it). The unfiltered task list reads this sum instead of
 counting ~10,000 index entries per request.
 
-- PostgreSQL: statement-level AFTER INSERT / AFTER DELETE triggers with transition
-  tables, so a statement (one task, or a COPY of 50,000) costs one upsert per user,
-  into the shard `pg_backend_pid() % 16`: concurrent writers for one user mostly land
-  on different rows instead of queueing on one row lock.
-- SQLite: row-level triggers into shard 0 (one writer at a time anyway).
+The triggers are statement-level AFTER INSERT / AFTER DELETE triggers with transition
+tables, so a statement (one task, or a COPY of 50,000) costs one upsert per user, into
+the shard `pg_backend_pid() % 16`: concurrent writers for one user mostly land on
+different rows instead of queueing on one row lock.
 
 `task.user_id` never changes (no route moves a task to another user), so there is no
 UPDATE trigger; `ON DELETE SET NULL` of a project only updates project_id.
 
-Deleting an account cascades to its tasks and, separately, to its task_count rows. On
-PostgreSQL the cascade's DELETE on task queues its statement trigger behind both
-cascades (RI queries run without firing their own AFTER triggers), so the trigger runs
-when the user row and its counters are already gone; on SQLite the counters cascade
-first (the newest foreign key is processed first) and the row triggers on task run
-with the user row already gone. Either way the delete trigger must skip users whose
+Deleting an account cascades to its tasks and, separately, to its task_count rows. The
+cascade's DELETE on task queues its statement trigger behind both cascades (RI queries
+run without firing their own AFTER triggers), so the trigger runs when the user row and
+its counters are already gone. The delete trigger must therefore skip users whose
 user_account row no longer exists: re-inserting their counter would violate the
 foreign key and fail the account deletion.
-
-Caution (SQLite): a later migration that rebuilds `task` with batch_alter_table
-(copy-and-move) drops these triggers with the old table; it must create them again.
 
 Revision ID: 0004
 Revises: 0003
@@ -41,11 +35,11 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SHARDS = 16  # PostgreSQL: rows per user at most
+SHARDS = 16  # rows per user at most
 
 # Rows are upserted in user_id order, so two statements touching several users lock
 # the counter rows in the same order and cannot deadlock each other.
-_POSTGRESQL = [
+_TRIGGERS = [
     f"""
     CREATE FUNCTION task_count_after_insert() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -88,26 +82,6 @@ _POSTGRESQL = [
     """,
 ]
 
-_SQLITE = [
-    """
-    CREATE TRIGGER task_count_insert AFTER INSERT ON task
-    FOR EACH ROW BEGIN
-        INSERT INTO task_count (user_id, shard, n) VALUES (NEW.user_id, 0, 1)
-        ON CONFLICT (user_id, shard) DO UPDATE SET n = task_count.n + excluded.n;
-    END
-    """,
-    """
-    CREATE TRIGGER task_count_delete AFTER DELETE ON task
-    FOR EACH ROW BEGIN
-        INSERT INTO task_count (user_id, shard, n)
-        SELECT OLD.user_id, 0, -1
-        -- Skip deleted accounts: their counters went by their own cascade.
-        WHERE EXISTS (SELECT 1 FROM user_account WHERE id = OLD.user_id)
-        ON CONFLICT (user_id, shard) DO UPDATE SET n = task_count.n + excluded.n;
-    END
-    """,
-]
-
 
 def upgrade() -> None:
     op.create_table(
@@ -123,10 +97,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "shard", name=op.f("pk_task_count")),
     )
-    # Triggers first, then the backfill: on PostgreSQL CREATE TRIGGER locks task against
-    # writes until this transaction commits, so no task is counted twice or missed.
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for statement in _POSTGRESQL if postgresql else _SQLITE:
+    # Triggers first, then the backfill: CREATE TRIGGER locks task against writes until
+    # this transaction commits, so no task is counted twice or missed.
+    for statement in _TRIGGERS:
         op.execute(statement)
     op.execute(
         "INSERT INTO task_count (user_id, shard, n) "
@@ -135,14 +108,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS task_count_delete" + _on_task())
-    op.execute("DROP TRIGGER IF EXISTS task_count_insert" + _on_task())
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS task_count_after_delete()")
-        op.execute("DROP FUNCTION IF EXISTS task_count_after_insert()")
+    op.execute("DROP TRIGGER IF EXISTS task_count_delete ON task")
+    op.execute("DROP TRIGGER IF EXISTS task_count_insert ON task")
+    op.execute("DROP FUNCTION IF EXISTS task_count_after_delete()")
+    op.execute("DROP FUNCTION IF EXISTS task_count_after_insert()")
     op.drop_table("task_count")
-
-
-def _on_task() -> str:
-    # PostgreSQL names a trigger within its table; SQLite names it within the schema.
-    return " ON task" if op.get_bind().dialect.name == "postgresql" else ""

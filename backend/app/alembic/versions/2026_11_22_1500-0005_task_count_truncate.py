@@ -1,8 +1,7 @@
 """task count after TRUNCATE
 
 `TRUNCATE task` fires no DELETE trigger, so the counters of migration 0004 would keep
-counting tasks that are gone; on PostgreSQL a TRUNCATE trigger empties them too.
-SQLite has no TRUNCATE (its `DELETE FROM task` fires the row triggers).
+counting tasks that are gone; a TRUNCATE trigger empties them too.
 
 Revision ID: 0005
 Revises: 0004
@@ -20,8 +19,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute(
         """
         CREATE FUNCTION task_count_after_truncate() RETURNS trigger
@@ -40,7 +37,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute("DROP TRIGGER IF EXISTS task_count_truncate ON task")
     op.execute("DROP FUNCTION IF EXISTS task_count_after_truncate()")

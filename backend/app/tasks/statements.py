@@ -1,0 +1,176 @@
+"""The SQL of the single-task use cases (service.py), each built once.
+
+- get one: one statement; PostgreSQL renders the task's JSON (json_page.task_json).
+- create: one statement: project check, tags, task, links.
+- write (PATCH, PUT, complete): one `UPDATE ... WHERE version = ANY(If-Match)
+  RETURNING <json>`; derived columns are computed from the row being updated
+  (`search_text` keeps the casefolded half that did not change), so no prior read or
+  row lock is needed and concurrent writers still get exactly one winner per version.
+- delete: one `DELETE ... WHERE version = ANY(If-Match)`.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlmodel import col
+
+from app.core.db import CompiledStatement, compile_statement
+from app.projects.models import Project
+from app.tags.links import tag_ctes
+from app.tasks.json_page import task_json
+from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, Task
+
+_table = Task.__table__  # type: ignore[attr-defined]
+_task = _table.c
+
+# The task as JSON text beside its version (for the ETag), as every route answers it.
+_RESULT = (_task.version, cast(task_json(_task), Text))
+
+# What a write may set: the body's fields, plus TOGGLE (flip `completed`).
+WRITABLE = frozenset({"title", "description", "priority", "due_date", "project_id", "completed"})
+TOGGLE = "toggle"
+
+
+@lru_cache(maxsize=1)
+def get_statement() -> CompiledStatement:
+    return compile_statement(
+        select(*_RESULT).where(
+            _task.id == bindparam("task_id"), _task.user_id == bindparam("user_id")
+        )
+    )
+
+
+VERSION_OF = "SELECT version FROM task WHERE id = $1 AND user_id = $2"
+
+# Creating a task is one statement: check the project, the tags (links.tag_ctes),
+# insert the task and link it. When a tag was missed (see tag_ctes) no task is
+# inserted and the caller runs the statement again (the tags it did create are kept,
+# as a tag with no tasks may be). With a project that is missing or someone else's
+# nothing at all is written.
+CREATE = f"""
+WITH ok AS (
+    SELECT $3::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2) AS project
+), {tag_ctes("$2", "$11", "$12", "$13", "$10", only_if="(SELECT project FROM ok)")},
+new_task AS (
+    INSERT INTO task (id, user_id, project_id, title, title_key, description, search_text,
+                      completed, priority, due_date, created_at, updated_at, version)
+    SELECT $1, $2, $3, $4, $5, $6, $7, false, $8, $9, $10, $10, 1 FROM ok
+    WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($13::varchar[])
+    RETURNING id
+), linked AS (
+    INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
+)
+SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
+       array(SELECT name FROM found ORDER BY name_key COLLATE "C")
+"""
+
+
+def _half(column: Any, part: int) -> Any:
+    return func.split_part(column, SEARCH_SEPARATOR, part)
+
+
+def _search_text(fields: frozenset[str]) -> Any:
+    """search_text is `casefold(title) SEP casefold(description)`; casefolding works
+    character by character, so the half that did not change is kept as stored."""
+    title = (
+        bindparam("title_fold", type_=Text) if "title" in fields else _half(_task.search_text, 1)
+    )
+    description = (
+        bindparam("description_fold", type_=Text)
+        if "description" in fields
+        else _half(_task.search_text, 2)
+    )
+    return title.concat(SEARCH_SEPARATOR).concat(description)
+
+
+def _completion(fields: frozenset[str]) -> dict[str, Any]:
+    """`completed` and `completed_at`: completing a completed task keeps its time,
+    reopening clears it; TOGGLE flips the stored value."""
+    if TOGGLE in fields:
+        completed: Any = not_(_task.completed)
+    else:
+        completed = bindparam("completed", type_=_task.completed.type)
+    return {
+        "completed": completed,
+        "completed_at": case(
+            (completed == false(), null()),
+            (_task.completed == true(), _task.completed_at),
+            else_=bindparam("now"),
+        ),
+    }
+
+
+def _values(fields: frozenset[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {"version": _task.version + 1, "updated_at": bindparam("now")}
+    for name in fields & {"title", "description", "priority", "due_date", "project_id"}:
+        values[name] = bindparam(name, type_=_task[name].type)
+    if "title" in fields:
+        values["title_key"] = bindparam("title_key", type_=Text)
+    if "title" in fields or "description" in fields:
+        values["search_text"] = _search_text(fields)
+    if "completed" in fields or TOGGLE in fields:
+        values.update(_completion(fields))
+    return values
+
+
+@lru_cache(maxsize=256)
+def write_statement(fields: frozenset[str], versions: bool) -> CompiledStatement:
+    """The UPDATE for this set of fields (values are parameters of the same name),
+    checking If-Match versions when asked, and the project's owner when it is set."""
+    conditions = [_task.id == bindparam("task_id"), _task.user_id == bindparam("user_id")]
+    if versions:
+        conditions.append(_task.version == any_(bindparam("versions", type_=ARRAY(Integer))))
+    if "project_id" in fields:
+        project = bindparam("project_id", type_=_task.project_id.type)
+        owned = exists().where(
+            col(Project.id) == project, col(Project.user_id) == bindparam("user_id")
+        )
+        conditions.append(or_(project.is_(None), owned))
+    return compile_statement(
+        update(_table).where(and_(*conditions)).values(_values(fields)).returning(*_RESULT)
+    )
+
+
+def write_params(changes: dict[str, Any]) -> dict[str, Any]:
+    """The statement's parameters for these field values (derived ones included)."""
+    params = dict(changes)
+    if "priority" in params:
+        params["priority"] = PRIORITY_RANK[params["priority"]]
+    if "title" in params:
+        params["title_key"] = params["title_fold"] = params["title"].casefold()
+    if "description" in params:
+        params["description_fold"] = (params["description"] or "").casefold()
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    sql: str
+    with_versions: str
+
+
+DELETE = Delete(
+    "DELETE FROM task WHERE id = $1 AND user_id = $2 RETURNING id",
+    "DELETE FROM task WHERE id = $1 AND user_id = $2 AND version = ANY($3::int[]) RETURNING id",
+)
