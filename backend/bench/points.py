@@ -45,10 +45,20 @@ class Req:
 
 
 class Context:
-    """Base URLs, tokens (refreshed before they expire) and values discovered via the API."""
+    """Base URLs, tokens (refreshed before they expire) and values discovered via the API,
+    for one of our databases: each has its own sessions, task ids and tags, so the points
+    on the embedded server get a Context of their own (`database` says which)."""
 
-    def __init__(self, plan: SeedPlan, port: int, ref_port: int, search_word: str | None):
+    def __init__(
+        self,
+        plan: SeedPlan,
+        port: int,
+        ref_port: int,
+        search_word: str | None,
+        database: str = "external",
+    ):
         self.plan = plan
+        self.database = database
         self.base = f"http://{HOST}:{port}"
         self.ref_base = f"http://{HOST}:{ref_port}"
         self.search_word_override = search_word
@@ -62,7 +72,10 @@ class Context:
         body = {"email": self.plan.email(user), "password": self.plan.password}
         status, data = http_json("POST", f"{self.base}{API}/auth/login", body, timeout=30)
         if status != 200 or not isinstance(data, dict) or "access_token" not in data:
-            raise PointError(f"login as {body['email']} answered {status}: {_short(data)}")
+            raise PointError(
+                f"login as {body['email']} ({self.database} database) answered {status}: "
+                f"{_short(data)}"
+            )
         self._tokens[user] = (time.monotonic(), data["access_token"])
         return str(data["access_token"])
 
@@ -144,6 +157,9 @@ class Point:
     heavy: bool = False  # skipped by --quick
     default: bool = True  # in the default set of points
     storm: bool = False
+    # Ours on the embedded PostgreSQL as `make run` serves it (no DATABASE_URL, DATA_DIR
+    # = --embedded-data-dir), not on --dsn.
+    embedded: bool = False
     wrk_timeout_s: int | None = None  # default: --wrk-timeout
     # A warm-up's abandoned logins stay queued for bcrypt and would eat the measured run.
     warmup: bool = True
@@ -223,6 +239,11 @@ POINTS = [
     Point("list_w2", "GET /tasks", _list, LIST_USER, workers=2, heavy=True, ref=REF_LIST),
     Point("create_w2", "POST /tasks", _create, CREATE_USER, workers=2, heavy=True,
           ref=REF_CREATE),
+    # `make run`'s embedded server; heavy: its first run seeds 1 M tasks more (~N min).
+    Point("list_embedded", "GET /tasks, embedded PG", _list, LIST_USER, heavy=True,
+          embedded=True, ref=REF_LIST),
+    Point("create_embedded", "POST /tasks, embedded PG", _create, CREATE_USER, heavy=True,
+          embedded=True, ref=REF_CREATE),
     Point("health", "GET /health", _health, LIST_USER, default=False),
 ]  # fmt: skip
 BY_KEY = {p.key: p for p in POINTS}

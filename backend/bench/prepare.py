@@ -1,15 +1,19 @@
-"""Before any load: databases, seed data (ours and the reference's), the reference's venv."""
+"""Before any load: databases, seed data (ours, the embedded server's and the
+reference's), the reference's venv."""
 
 import asyncio
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from bench.procs import HarnessError, finish, run_bounded, spawn
+from app.core import embedded
+from app.core.db import APPLICATION_NAME
+from bench.procs import HarnessError, deferred_signals, finish, run_bounded, spawn
 
 BACKEND = Path(__file__).resolve().parents[1]
 REPO = BACKEND.parent
@@ -84,14 +88,16 @@ def ensure_database(dsn: str, log: Logger) -> None:
         log(f"created database {database_name(dsn)}")
 
 
-def seed_ours(plan: SeedPlan, log: Logger, reset: bool = False) -> None:
-    """Seed our database through bench.seed, unless the task table already holds enough
-    (the create points add rows: more than seeded is still seeded)."""
+def seed_ours(plan: SeedPlan, log: Logger, reset: bool = False) -> float | None:
+    """Seed our database (todo_bench or the embedded server's) through bench.seed, unless
+    the task table already holds enough (the create points add rows: more than seeded is
+    still seeded). Returns the seconds seeding took, None when it was already seeded."""
     ensure_database(plan.dsn, log)
+    where = f"{database_name(plan.dsn)} on {_host_port(plan.dsn)}"
     expected = plan.users * plan.tasks_per_user
     rows = asyncio.run(_task_rows(plan.dsn))
     if rows >= expected and not reset:
-        log(f"{database_name(plan.dsn)}: {rows} tasks already seeded, skipping bench.seed")
+        log(f"{where}: {rows} tasks already seeded, skipping bench.seed")
         # As a deployment does before it starts the new code: migrate (bench.seed would).
         code, _, err = run_bounded(
             [sys.executable, "-c", f"from bench.seed import migrate; migrate({plan.dsn!r})"],
@@ -100,8 +106,8 @@ def seed_ours(plan: SeedPlan, log: Logger, reset: bool = False) -> None:
             cwd=BACKEND,
         )
         if code != 0:
-            raise HarnessError(f"migrating {database_name(plan.dsn)} failed: {err[-2000:]}")
-        return
+            raise HarnessError(f"migrating {where} failed: {err[-2000:]}")
+        return None
     cmd = [
         sys.executable,
         "-m",
@@ -116,11 +122,91 @@ def seed_ours(plan: SeedPlan, log: Logger, reset: bool = False) -> None:
         plan.password,
         *(["--reset"] if reset else []),
     ]
-    log(f"{database_name(plan.dsn)}: {rows} tasks, seeding: {' '.join(cmd[1:])}")
+    log(f"{where}: {rows} tasks, seeding: {' '.join(cmd[1:])}")
+    started = time.monotonic()
     proc = spawn(cmd, env=dict(os.environ), cwd=BACKEND)  # output straight to the terminal
     code, _, _ = finish(proc, SEED_TIMEOUT_S)
     if code != 0:
         raise HarnessError(f"bench.seed failed (exit {code})")
+    # The seed leaves ~1 GB of dirty pages: written back now, not during the first runs.
+    asyncio.run(_checkpoint(plan.dsn))
+    seconds = round(time.monotonic() - started, 1)
+    log(f"{where}: seeded in {seconds} s")
+    return seconds
+
+
+async def _checkpoint(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+def _host_port(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    return f"{parts.hostname}:{parts.port or 5432}"
+
+
+class EmbeddedServer:
+    """The harness's own attachment to the embedded PostgreSQL under `data_dir` (the
+    server `make run` starts, app/core/embedded.py): held from before seeding until the
+    end, so the server keeps running (and its cache warm) while our app restarts, and
+    the harness, not a CPU-pinned uvicorn, is the process that starts it. `release()`
+    (idempotent) stops it when no app is attached any more."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self._db: embedded.EmbeddedDatabase | None = None
+
+    @property
+    def dsn(self) -> str:
+        """libpq URL of its database (bench.seed, asyncpg)."""
+        if self._db is None:
+            raise HarnessError("the embedded PostgreSQL is not attached")
+        return self._db.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    def attach(self, log: Logger) -> str:
+        log(f"attaching to the embedded PostgreSQL under {self.data_dir}")
+        started = time.monotonic()
+        try:
+            # A Ctrl-C inside attach() would leave a server started but no one attached.
+            with deferred_signals():
+                self._db = embedded.attach(self.data_dir)
+        except (RuntimeError, OSError) as exc:
+            raise HarnessError(f"the embedded PostgreSQL did not start: {exc}") from exc
+        log(
+            f"embedded PostgreSQL on {_host_port(self.dsn)} "
+            f"({time.monotonic() - started:.1f} s; log {self.data_dir / 'postgres.log'})"
+        )
+        return self.dsn
+
+    def release(self, log: Logger) -> None:
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            db.release()
+        except (RuntimeError, OSError) as exc:
+            log(
+                f"releasing the embedded PostgreSQL failed: {exc}; stop it with "
+                f"python -m app.core.embedded stop {self.data_dir}"
+            )
+            return
+        log(f"released the embedded PostgreSQL under {self.data_dir}")
+
+    def app_connections(self) -> int:
+        """Connections our app holds to the embedded server (proof it runs on it)."""
+        return asyncio.run(_app_connections(self.dsn))
+
+
+async def _app_connections(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+        return int(await conn.fetchval(query, APPLICATION_NAME))
+    finally:
+        await conn.close()
 
 
 def ensure_ref_venv(log: Logger) -> Path:

@@ -15,7 +15,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 HOST = "127.0.0.1"  # the only address the harness ever sends load to
@@ -94,6 +96,30 @@ def stop_all() -> None:
     """Stop every process still running that this harness started, newest first."""
     for proc in reversed(list(_started)):
         stop(proc)
+
+
+# What stops the harness (run.py turns each into KeyboardInterrupt).
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP around a short bounded step that must not be
+    cut in half (attaching to the embedded server); the first one comes right after.
+    Handlers, not the signal mask: children started meanwhile must not inherit a mask."""
+    pending: list[int] = []
+
+    def hold(signum: int, _: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def run_bounded(

@@ -96,6 +96,10 @@ def markdown(points: list[PointResult], meta: dict[str, Any]) -> str:
         f"{meta['loadavg_start']}, after {meta['loadavg_end']}",
         "",
     ]
+    seeded = {name: s for name, s in meta.get("seeding_s", {}).items() if s is not None}
+    if seeded:
+        done = ", ".join(f"{name} database in {s:g} s" for name, s in seeded.items())
+        lines += [f"seeded this run: {done}", ""]
     if meta.get("interrupted"):
         lines += ["**Interrupted: partial results.**", ""]
     lines += _table(

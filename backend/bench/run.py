@@ -2,7 +2,8 @@
 
     cd backend && ../.venv/bin/python -m bench.run [--quick] [--points list,create] ...
 
-Seeds (once), starts both servers the way production does (one worker pinned to CPU 0),
+Seeds (once), starts both servers the way production does (one worker pinned to CPU 0;
+for the *_embedded points ours on the embedded PostgreSQL, as `make run` runs it),
 drives each point with wrk pinned to CPU 1, interleaving ours and the reference, then
 prints a markdown table with budgets and writes it, with the raw runs as JSON, to
 bench/results/. Every process it starts is stopped on the way out, Ctrl-C included.
@@ -27,6 +28,7 @@ from bench.results import PointResult
 from bench.servers import start_servers, stop_servers
 
 RESULTS = Path(__file__).with_name("results")
+DEFAULT_EMBEDDED_DIR = RESULTS / "embedded-data"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/todo_bench"
 DEFAULT_REF_DSN = "postgresql://postgres@127.0.0.1:5432/todo_bench_ref"
 DEFAULT_REF_DIR = Path(os.environ.get("BENCH_REF_DIR", "/work/shared/perf-ref"))
@@ -65,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--dsn", default=DEFAULT_DSN, help="our PostgreSQL database (libpq URL)")
     ap.add_argument("--ref-dsn", default=DEFAULT_REF_DSN, help="the reference's database")
+    ap.add_argument(
+        "--embedded-data-dir",
+        type=Path,
+        default=DEFAULT_EMBEDDED_DIR,
+        help="DATA_DIR of the *_embedded points: their embedded PostgreSQL and its seed "
+        "(default bench/results/embedded-data; another one for other --users/--tasks-per-user)",
+    )
     ap.add_argument(
         "--ref-dir",
         type=Path,
@@ -117,8 +126,9 @@ def select_points(args: argparse.Namespace) -> list[Point]:
         chosen = [p for p in POINTS if p.default and not (args.quick and p.heavy)]
     if args.connections:
         chosen = [dataclasses.replace(p, connections=args.connections) for p in chosen]
-    # One server start per worker count: all one-worker points first.
-    return sorted(chosen, key=lambda p: p.workers)
+    # One server start per worker count and database: all one-worker points first, those
+    # on the embedded server after those on --dsn.
+    return sorted(chosen, key=lambda p: (p.workers, p.embedded))
 
 
 def _commit() -> str:
@@ -144,12 +154,26 @@ def _on_signal(signum: int, _: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def prepare_data(args: argparse.Namespace, points: list[Point], plan: prepare.SeedPlan) -> None:
+def prepare_data(
+    args: argparse.Namespace,
+    points: list[Point],
+    plan: prepare.SeedPlan,
+    embedded: prepare.EmbeddedServer,
+    seeding: dict[str, float | None],
+) -> None:
+    """Seed what the selected points use; `seeding` gets the seconds each seed took."""
     wrk.ensure_wrk()
-    if args.no_seed:
-        log("--no-seed: using our database as it is")
-    else:
-        prepare.seed_ours(plan, log, reset=args.reseed)
+    databases = [(plan, "external")] if any(not p.embedded for p in points) else []
+    if any(p.embedded for p in points):
+        # Attached before any uvicorn starts: the harness starts the server (unpinned, as
+        # the external one runs) and holds it up until the end.
+        dsn = embedded.attach(log)
+        databases.append((dataclasses.replace(plan, dsn=dsn), "embedded"))
+    for db_plan, name in databases:
+        if args.no_seed:
+            log(f"--no-seed: using the {name} database as it is")
+        else:
+            seeding[name] = prepare.seed_ours(db_plan, log, reset=args.reseed)
     if not args.no_ref and any(p.ref for p in points):
         python = prepare.ensure_ref_venv(log)
         prepare.seed_ref(args.ref_dsn, args.ref_dir, python, REF_ROWS, log)
@@ -171,18 +195,27 @@ def bench(
     args: argparse.Namespace,
     points: list[Point],
     stamp: str,
-    ctx: Context,
+    contexts: dict[bool, Context],
+    embedded: prepare.EmbeddedServer,
     results: list[PointResult],
 ) -> None:
-    """Run the points, one server start per worker count; results grow as points finish."""
+    """Run the points, one server start per worker count and database (contexts[True] is
+    the embedded server's); results grow as points finish."""
     keys = {"ours": secrets.token_urlsafe(48), "ref": secrets.token_urlsafe(48)}
-    for workers in sorted({p.workers for p in points}):
-        group = [p for p in points if p.workers == workers]
+    for workers, on_embedded in sorted({(p.workers, p.embedded) for p in points}):
+        group = [p for p in points if (p.workers, p.embedded) == (workers, on_embedded)]
         with_ref = not args.no_ref and any(p.ref for p in group)
+        ctx = contexts[on_embedded]
+        data_dir = embedded.data_dir if on_embedded else None
         servers = None
         try:
-            servers = start_servers(args, keys, workers, with_ref, stamp)
+            servers = start_servers(args, keys, workers, with_ref, stamp, data_dir)
             check_login(args, ctx)
+            if on_embedded and not embedded.app_connections():
+                raise HarnessError(
+                    f"our server answers but holds no connection to the embedded PostgreSQL "
+                    f"under {data_dir} (a DATABASE_URL from elsewhere?): see {servers.ours_log}"
+                )
             for point in group:
                 log(f"point {point.key} (c={point.connections}, {workers} worker(s))")
                 result = measure.run_point(args, ctx, point, servers, keys["ref"])
@@ -213,12 +246,20 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) for k, v in vars(args).items()},
     }
     plan = prepare.SeedPlan(args.dsn, args.users, args.tasks_per_user, args.password)
-    ctx = Context(plan, args.port, args.ref_port, args.search_word)
+    # Same users and password on both databases, but each server has its own sessions,
+    # task ids and tags.
+    contexts = {
+        False: Context(plan, args.port, args.ref_port, args.search_word, "external"),
+        True: Context(plan, args.port, args.ref_port, args.search_word, "embedded"),
+    }
+    embedded = prepare.EmbeddedServer(args.embedded_data_dir)
+    seeding: dict[str, float | None] = {}
+    meta["seeding_s"] = seeding  # None: already seeded
     results: list[PointResult] = []
     code = 0
     try:
-        prepare_data(args, points, plan)
-        bench(args, points, stamp, ctx, results)
+        prepare_data(args, points, plan, embedded, seeding)
+        bench(args, points, stamp, contexts, embedded, results)
     except HarnessError as exc:
         log(f"FAILED: {exc}")
         code = 1
@@ -227,11 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         meta["interrupted"] = True
         code = 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        for signum in procs.STOP_SIGNALS:  # a second Ctrl-C must not cut this short
+            signal.signal(signum, signal.SIG_IGN)
         procs.stop_all()
+        # After our servers: the last to release stops the embedded server.
+        embedded.release(log)
     if results:
         meta["loadavg_end"] = _loadavg()
-        meta["discovered"] = ctx.found
+        meta["discovered"] = contexts[False].found | {
+            f"embedded {key}": value for key, value in contexts[True].found.items()
+        }
         meta["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         path, text = report.write(results, meta, args.results_dir)
         sys.stdout.write(text)

@@ -32,8 +32,15 @@ def base_env() -> dict[str, str]:
 
 
 def start_servers(
-    args: argparse.Namespace, secrets_: dict[str, str], workers: int, with_ref: bool, stamp: str
+    args: argparse.Namespace,
+    secrets_: dict[str, str],
+    workers: int,
+    with_ref: bool,
+    stamp: str,
+    embedded_dir: Path | None = None,
 ) -> Servers:
+    """Ours on --dsn, or with `embedded_dir` as `make run` runs it: no DATABASE_URL, so
+    it attaches to the embedded PostgreSQL under DATA_DIR (and migrates it) at start-up."""
     pin = ["taskset", "-c", "0"] if workers == 1 else []
     flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--host", HOST]
     if workers > 1:
@@ -49,10 +56,16 @@ def start_servers(
         "LOG_LEVEL": "WARNING",
     }
     env |= dict(item.split("=", 1) for item in args.server_env)
+    name = f"ours-w{workers}"
+    if embedded_dir is not None:
+        # Empty is unset for the settings, and beats a DATABASE_URL in a .env file.
+        env |= {"DATABASE_URL": "", "DATA_DIR": str(embedded_dir)}
+        name += "-embedded"
     uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
-    ours_log = args.results_dir / "logs" / f"{stamp}-ours-w{workers}.log"
+    ours_log = args.results_dir / "logs" / f"{stamp}-{name}.log"
     cmd = [*pin, uvicorn, "app.main:app", *flags, "--port", str(args.port)]
-    log(f"starting ours ({workers} worker(s)): {' '.join(cmd)}")
+    where = f"embedded PostgreSQL under {embedded_dir}" if embedded_dir else "--dsn"
+    log(f"starting ours ({workers} worker(s), {where}): {' '.join(cmd)}")
     ours = procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log)
     ref = None
     if with_ref:

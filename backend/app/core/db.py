@@ -108,6 +108,15 @@ class FairGate:
         self._free += 1
 
 
+_BROKEN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.AdminShutdownError,
+    ConnectionError,
+)
+
+
 async def _keep(_: Any) -> None:
     """No reset query on release (see the module docstring)."""
 
@@ -180,6 +189,12 @@ class Database:
                 conn.add_query_logger(callback)
             try:
                 yield conn
+            except _BROKEN:
+                # A connection the server ended (or one left mid-protocol by it) must
+                # not go back to the pool: the release skips the reset that would
+                # notice, so it is closed here and the pool opens a new one.
+                conn.terminate()
+                raise
             finally:
                 for callback in loggers:
                     conn.remove_query_logger(callback)

@@ -20,7 +20,7 @@ from app.core.schemas import utcnow
 from app.tags import links
 from app.tasks import idempotency, statements
 from app.tasks.exceptions import PreconditionFailed, TaskNotFound, TaskProjectNotFound
-from app.tasks.models import PRIORITY_RANK, search_text
+from app.tasks.models import search_text
 from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
 
 
@@ -70,18 +70,22 @@ async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> Tas
     task_id, now = uuid.uuid4(), utcnow()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
-    args: list[Any] = [
-        *(task_id, user_id, data.project_id, data.title, data.title.casefold()),
-        *(data.description, search_text(data.title, data.description)),
-        *(PRIORITY_RANK[data.priority], data.due_date, now, None),
-        *([spellings[key] for key in keys], keys),
-    ]
+    body = data.model_dump(include=set(statements.BODY_COLUMNS))
+    params = statements.encode(body) | {
+        "task_id": task_id,
+        "user_id": user_id,
+        "now": now,
+        "tag_names": [spellings[key] for key in keys],
+        "tag_keys": keys,
+        "search_text": search_text(data.title, data.description),
+    }
     for _ in range(links.ENSURE_ATTEMPTS):
-        args[10] = [uuid.uuid4() for _ in keys]
+        params["tag_ids"] = [uuid.uuid4() for _ in keys]
         try:
-            project_ok, created, names = await conn.fetchrow(statements.CREATE, *args)
+            row = await conn.fetchrow(statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
+        project_ok, created, names = row
         if not project_ok:
             raise TaskProjectNotFound()
         if created:
@@ -89,7 +93,7 @@ async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> Tas
     else:  # pragma: no cover - tags deleted and re-created under us, three times over
         raise ServiceUnavailable(headers={"Retry-After": "1"})
     return TaskPublic(
-        **data.model_dump(exclude={"tags"}),
+        **body,
         id=task_id,
         completed=False,
         completed_at=None,
@@ -156,7 +160,7 @@ async def _write(
     tags: list[str] | None = changes.pop("tags", None)
     versions = precondition is not None and not precondition.any
     statement = statements.write_statement(frozenset(changes), versions)
-    params = statements.write_params(changes)
+    params = statements.encode(changes)
     params |= {"task_id": task_id, "user_id": user_id, "now": utcnow()}
     if versions:
         assert precondition is not None

@@ -46,9 +46,26 @@ _task = _table.c
 # The task as JSON text beside its version (for the ETag), as every route answers it.
 _RESULT = (_task.version, cast(task_json(_task), Text))
 
-# What a write may set: the body's fields, plus TOGGLE (flip `completed`).
-WRITABLE = frozenset({"title", "description", "priority", "due_date", "project_id", "completed"})
+# The body's fields that are columns of the same name (POST, PUT, PATCH): adding a
+# field to the task means adding it here (and to the model, its migration and the
+# schemas); create, replace and update all write it from this list.
+BODY_COLUMNS = ("title", "description", "priority", "due_date", "project_id")
+# What a write may also set: `completed` (PATCH, /complete), or TOGGLE (flip it).
 TOGGLE = "toggle"
+
+
+def encode(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values for these field values, derived ones included: priorities are
+    stored as their rank, and a title or description change refreshes the casefolded
+    copies that sorting and search read."""
+    params = dict(values)
+    if "priority" in params:
+        params["priority"] = PRIORITY_RANK[params["priority"]]
+    if "title" in params:
+        params["title_key"] = params["title_fold"] = params["title"].casefold()
+    if "description" in params:
+        params["description_fold"] = (params["description"] or "").casefold()
+    return params
 
 
 @lru_cache(maxsize=1)
@@ -62,21 +79,28 @@ def get_statement() -> CompiledStatement:
 
 VERSION_OF = "SELECT version FROM task WHERE id = $1 AND user_id = $2"
 
-# Creating a task is one statement: check the project, the tags (links.tag_ctes),
-# insert the task and link it. When a tag was missed (see tag_ctes) no task is
-# inserted and the caller runs the statement again (the tags it did create are kept,
-# as a tag with no tasks may be). With a project that is missing or someone else's
-# nothing at all is written.
-CREATE = f"""
+
+def _create_statement() -> CompiledStatement:
+    """Creating a task is one statement: check the project, the tags (links.tag_ctes),
+    insert the task and link it. When a tag was missed (see tag_ctes) no task is
+    inserted and the caller runs the statement again (the tags it did create are kept,
+    as a tag with no tasks may be). With a project that is missing or someone else's
+    nothing at all is written."""
+    names = ["task_id", "user_id", "now", "tag_ids", "tag_names", "tag_keys"]
+    names += [*BODY_COLUMNS, "title_key", "search_text"]
+    p = {name: f"${number}" for number, name in enumerate(names, 1)}
+    columns = [*BODY_COLUMNS, "title_key", "search_text"]
+    values = ", ".join(p[name] for name in columns)
+    sql = f"""
 WITH ok AS (
-    SELECT $3::uuid IS NULL
-        OR EXISTS (SELECT 1 FROM project WHERE id = $3 AND user_id = $2) AS project
-), {tag_ctes("$2", "$11", "$12", "$13", "$10", only_if="(SELECT project FROM ok)")},
+    SELECT {p["project_id"]}::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM project WHERE id = {p["project_id"]} AND user_id = $2) AS project
+), {tag_ctes("$2", "$4", "$5", "$6", "$3", only_if="(SELECT project FROM ok)")},
 new_task AS (
-    INSERT INTO task (id, user_id, project_id, title, title_key, description, search_text,
-                      completed, priority, due_date, created_at, updated_at, version)
-    SELECT $1, $2, $3, $4, $5, $6, $7, false, $8, $9, $10, $10, 1 FROM ok
-    WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($13::varchar[])
+    INSERT INTO task (id, user_id, {", ".join(columns)},
+                      completed, created_at, updated_at, version)
+    SELECT $1, $2, {values}, false, $3, $3, 1 FROM ok
+    WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($6::varchar[])
     RETURNING id
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
@@ -84,6 +108,10 @@ new_task AS (
 SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
        array(SELECT name FROM found ORDER BY name_key COLLATE "C")
 """
+    return CompiledStatement(sql, tuple(names), {})
+
+
+CREATE = _create_statement()
 
 
 def _half(column: Any, part: int) -> Any:
@@ -123,7 +151,7 @@ def _completion(fields: frozenset[str]) -> dict[str, Any]:
 
 def _values(fields: frozenset[str]) -> dict[str, Any]:
     values: dict[str, Any] = {"version": _task.version + 1, "updated_at": bindparam("now")}
-    for name in fields & {"title", "description", "priority", "due_date", "project_id"}:
+    for name in fields & set(BODY_COLUMNS):
         values[name] = bindparam(name, type_=_task[name].type)
     if "title" in fields:
         values["title_key"] = bindparam("title_key", type_=Text)
@@ -150,18 +178,6 @@ def write_statement(fields: frozenset[str], versions: bool) -> CompiledStatement
     return compile_statement(
         update(_table).where(and_(*conditions)).values(_values(fields)).returning(*_RESULT)
     )
-
-
-def write_params(changes: dict[str, Any]) -> dict[str, Any]:
-    """The statement's parameters for these field values (derived ones included)."""
-    params = dict(changes)
-    if "priority" in params:
-        params["priority"] = PRIORITY_RANK[params["priority"]]
-    if "title" in params:
-        params["title_key"] = params["title_fold"] = params["title"].casefold()
-    if "description" in params:
-        params["description_fold"] = (params["description"] or "").casefold()
-    return params
 
 
 @dataclass(frozen=True, slots=True)
