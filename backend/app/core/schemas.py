@@ -30,7 +30,7 @@ TrimmedText = Annotated[str, BeforeValidator(_trimmed_text)]
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339, UTC, always with microseconds: 2026-11-22T10:15:00.123456Z."""
-    if value.tzinfo is None:  # SQLite hands back naive values; they are stored as UTC
+    if value.tzinfo is None:  # a naive value is taken to be UTC (the database stores UTC)
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

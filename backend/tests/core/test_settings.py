@@ -154,7 +154,7 @@ class TestParsing:
     @pytest.mark.parametrize(
         "url",
         [
-            "sqlite+aiosqlite:///data/todo.db",
+            "sqlite:///data/todo.db",
             "postgresql://postgres@127.0.0.1/todo",
             "postgresql+psycopg://postgres@127.0.0.1/todo",
             "mysql://root:hunter2@db/todo",
