@@ -15,6 +15,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,21 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@contextmanager
+def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
+    """Every SQL statement the app runs on its pool while the block runs."""
+    statements: list[str] = []
+
+    def record(query: Any) -> None:  # an asyncpg LoggedQuery
+        statements.append(query.query)
+
+    app.state.database.add_query_logger(record)
+    try:
+        yield statements
+    finally:
+        app.state.database.remove_query_logger(record)
 
 
 AppFactory = Callable[..., FastAPI]

@@ -4,8 +4,6 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -57,21 +55,6 @@ async def login_handle(client: httpx.AsyncClient, user: UserHandle) -> UserHandl
     response = await login(client, user.email, user.password)
     assert response.status_code == 200, response.text
     return UserHandle(user.email, user.password, response.json())
-
-
-@contextmanager
-def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app runs on its pool while the block runs."""
-    statements: list[str] = []
-
-    def record(query: Any) -> None:  # an asyncpg LoggedQuery
-        statements.append(query.query)
-
-    app.state.database.add_query_logger(record)
-    try:
-        yield statements
-    finally:
-        app.state.database.remove_query_logger(record)
 
 
 def session_id(access_token: str) -> str:

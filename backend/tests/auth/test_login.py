@@ -21,12 +21,11 @@ from tests.auth.helpers import (
     bearer,
     field_messages,
     login,
-    recorded_statements,
     signup,
     unique_email,
     without_request_id,
 )
-from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
+from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for, recorded_statements
 
 
 async def stored_hash(db: asyncpg.Connection, email: str) -> str:

@@ -18,10 +18,9 @@ from tests.auth.helpers import (
     assert_problem,
     bearer,
     login_handle,
-    recorded_statements,
     session_id,
 )
-from tests.conftest import UserHandle
+from tests.conftest import UserHandle, recorded_statements
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.auth.revocations import SessionCache
-from tests.auth.helpers import assert_invalid_token, recorded_statements, session_id, signup
-from tests.conftest import AppFactory, client_for
+from tests.auth.helpers import assert_invalid_token, session_id, signup
+from tests.conftest import AppFactory, client_for, recorded_statements
 
 TASKS = "/api/v1/tasks"
 

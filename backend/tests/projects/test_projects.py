@@ -8,8 +8,7 @@ import pytest
 from app.core.errors import InvalidToken
 from app.projects import service
 from app.projects.schemas import ProjectCreate
-from tests.auth.helpers import recorded_statements
-from tests.conftest import UserHandle
+from tests.conftest import UserHandle, recorded_statements
 from tests.tasks.helpers import (
     MISSING_ID,
     PROJECTS,

@@ -1,27 +1,9 @@
 """A page of tasks costs a fixed number of statements, whatever its size."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from tests.conftest import UserHandle
+from tests.conftest import recorded_statements as statements
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import TASKS
-
-
-@contextmanager
-def statements(app: Any) -> Iterator[list[str]]:
-    """Every statement the app runs on its pool meanwhile."""
-    seen: list[str] = []
-
-    def record(query: Any) -> None:
-        seen.append(query.query)
-
-    app.state.database.add_query_logger(record)
-    try:
-        yield seen
-    finally:
-        app.state.database.remove_query_logger(record)
 
 
 class TestListQueryCount:
