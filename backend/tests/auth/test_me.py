@@ -18,11 +18,10 @@ from tests.auth.helpers import (
     field_messages,
     login,
     login_handle,
-    recorded_statements,
     session_id,
     signup,
 )
-from tests.conftest import UserHandle
+from tests.conftest import UserHandle, recorded_statements
 
 
 class TestReadMe:

@@ -15,10 +15,9 @@ from tests.auth.helpers import (
     bearer,
     field_messages,
     login,
-    recorded_statements,
     unique_email,
 )
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, recorded_statements
 
 
 class TestSignup:
