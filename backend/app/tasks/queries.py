@@ -180,21 +180,18 @@ def _count(shape: Shape) -> Select[int]:
     return select(func.count()).select_from(Task).where(*_filters(shape))
 
 
-def _page(shape: Shape) -> Any:
-    return (
-        select(*PUBLIC_COLUMNS)
-        .where(*_filters(shape))
-        .order_by(*_order(shape))
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
+def _page(shape: Shape, *, bounds: bool) -> Any:
+    page = select(*PUBLIC_COLUMNS).where(*_filters(shape)).order_by(*_order(shape))
+    return page.limit(bindparam("limit")).offset(bindparam("offset")) if bounds else page
 
 
 @lru_cache(maxsize=512)
-def _json_statement(shape: Shape) -> CompiledStatement:
-    """The whole body in one statement, compiled once."""
+def _json_statement(shape: Shape, first_page: bool) -> CompiledStatement:
+    """The whole body in one statement, compiled once. The first page (offset 0, most
+    requests) has its own statement, which PostgreSQL can plan once (see
+    json_page.page_statement)."""
     total = _count(shape).scalar_subquery()
-    page = _page(shape)
+    page = _page(shape, bounds=not first_page)
     return compile_statement(
         json_page.page_statement(
             page,
@@ -203,13 +200,14 @@ def _json_statement(shape: Shape) -> CompiledStatement:
             shape.sort_by,
             shape.sort_direction,
             count_in_page=shape.tags or shape.search,
+            first_page=first_page,
         )
     )
 
 
 async def list_tasks(db: Database, user_id: uuid.UUID, query: TaskQuery) -> bytes:
     """The list as a JSON body (`TaskList`), rendered by the database (json_page.py)."""
-    statement = _json_statement(Shape.of(query))
+    statement = _json_statement(Shape.of(query), query.offset == 0)
     async with db.connection() as conn:
         body: str = await conn.fetchval(statement.sql, *statement.args(parameters(query, user_id)))
     return body.encode()

@@ -25,6 +25,7 @@ from app.tasks.models import Priority
 MAX_TAGS = 20
 # Far beyond any real list; keeps the value inside a 64-bit integer for the database.
 MAX_OFFSET = 10_000_000
+MAX_LIMIT = 100
 
 Title = Annotated[TrimmedText, Field(min_length=1, max_length=200)]
 Description = Annotated[PlainText, Field(max_length=1000)]
@@ -170,7 +171,7 @@ class TaskQuery(BaseModel):
     )
     sort_by: SortBy = SortBy.CREATED_AT
     sort_direction: SortDirection = SortDirection.DESC
-    limit: int = Field(default=50, ge=1, le=100)
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
     @property
