@@ -34,16 +34,17 @@ async def create_task(
     data: TaskCreate,
     db: DatabaseDep,
     user: CurrentPrincipal,
-    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> TaskPublic:
+) -> Response:
     """Create a task; a retry with the same Idempotency-Key replays the first response."""
     created = await service.create_task(db, user.id, data, idempotency_key)
-    response.headers["Location"] = f"/api/v1/tasks/{created.task.id}"
-    response.headers["ETag"] = f'"{created.task.version}"'
+    # Already JSON (TaskPublic's): answered as it is, not validated and rendered again.
+    response = _json(service.TaskJson(created.version, created.body))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/tasks/{created.id}"
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return created.task
+    return response
 
 
 _LIST_QUERY = QueryModel(TaskQuery)

@@ -16,6 +16,7 @@ import asyncpg
 from app.auth.exceptions import InvalidToken
 from app.core.db import Connection, Database
 from app.core.errors import ServiceUnavailable
+from app.core.ids import uuid7
 from app.core.schemas import utcnow
 from app.tags import links
 from app.tasks import idempotency, statements
@@ -26,7 +27,11 @@ from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
 
 @dataclass(frozen=True, slots=True)
 class CreatedTask:
-    task: TaskPublic
+    """The new task (or the first response's, replayed) and its JSON body."""
+
+    id: uuid.UUID
+    version: int
+    body: bytes
     replayed: bool = False
 
 
@@ -59,15 +64,17 @@ async def create_task(
         if key is not None:
             stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
             if stored is not None:
-                return CreatedTask(TaskPublic.model_validate_json(stored), replayed=True)
+                first = TaskPublic.model_validate_json(stored)
+                return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
         public = await _insert(conn, user_id, data)
+        body = public.model_dump_json()
         if key is not None:
-            await idempotency.store(conn, user_id, key, 201, public.model_dump_json())
-    return CreatedTask(public)
+            await idempotency.store(conn, user_id, key, 201, body)
+    return CreatedTask(public.id, public.version, body.encode())
 
 
 async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> TaskPublic:
-    task_id, now = uuid.uuid4(), utcnow()
+    task_id, now = uuid7(), utcnow()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
     body = data.model_dump(include=set(statements.BODY_COLUMNS))
