@@ -239,7 +239,7 @@ POINTS = [
     Point("list_w2", "GET /tasks", _list, LIST_USER, workers=2, heavy=True, ref=REF_LIST),
     Point("create_w2", "POST /tasks", _create, CREATE_USER, workers=2, heavy=True,
           ref=REF_CREATE),
-    # `make run`'s embedded server; heavy: its first run seeds 1 M tasks more (~N min).
+    # `make run`'s embedded server; heavy: its first run seeds 1 M tasks more (~85 s).
     Point("list_embedded", "GET /tasks, embedded PG", _list, LIST_USER, heavy=True,
           embedded=True, ref=REF_LIST),
     Point("create_embedded", "POST /tasks, embedded PG", _create, CREATE_USER, heavy=True,
