@@ -4,8 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.auth.helpers import recorded_statements
-from tests.conftest import UserHandle
+from tests.conftest import UserHandle, recorded_statements
 from tests.tasks.helpers import TAGS, TASKS, get_task, list_tasks, tag_usage
 
 
