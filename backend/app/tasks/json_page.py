@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    DateTime,
     Integer,
     Text,
     bindparam,
@@ -26,10 +28,11 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.sql.selectable import Subquery
 
 from app.tags import service as tags_service
-from app.tasks.models import PRIORITY_BY_RANK
-from app.tasks.schemas import MAX_LIMIT, SortBy, SortDirection
+from app.tasks.models import PRIORITY_BY_RANK, Task
+from app.tasks.schemas import MAX_LIMIT, SortBy, SortDirection, TaskPublic
 
 _EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
+_TASK_COLUMNS = Task.__table__.c  # type: ignore[attr-defined]
 
 
 def _text(value: str) -> ColumnElement[str]:
@@ -54,26 +57,29 @@ def _priority(column: Any) -> ColumnElement[str]:
     )
 
 
+def _render(c: Any, name: str) -> Any:
+    """One `TaskPublic` field as a SQL expression, by the type of its column: timestamps
+    and dates in the contract's formats, priorities by name, the rest as stored."""
+    if name == "priority":  # stored as its rank
+        return _priority(c.priority)
+    column_type = _TASK_COLUMNS[name].type
+    if isinstance(column_type, DateTime):
+        return _timestamp(c[name])
+    if isinstance(column_type, Date):
+        return func.to_char(c[name], _text("YYYY-MM-DD"))
+    return c[name]
+
+
 def _fields(c: Any, correlate: Any = None) -> list[tuple[str, Any]]:
     """`TaskPublic`'s fields in order, as SQL expressions on columns named like the task
     table's (the table's own, or a subquery's `.c`; `correlate`: that subquery, when
-    the expressions go in a LATERAL subquery of it)."""
+    the expressions go in a LATERAL subquery of it). A new field of `TaskPublic` that
+    is a column of the same name is rendered without a change here."""
     tags = tags_service.tag_names_json_of(c.id)
     if correlate is not None:
         tags = tags.correlate(correlate)
     return [
-        ("id", c.id),
-        ("title", c.title),
-        ("description", c.description),
-        ("completed", c.completed),
-        ("completed_at", _timestamp(c.completed_at)),
-        ("priority", _priority(c.priority)),
-        ("due_date", func.to_char(c.due_date, _text("YYYY-MM-DD"))),
-        ("project_id", c.project_id),
-        ("tags", tags),
-        ("created_at", _timestamp(c.created_at)),
-        ("updated_at", _timestamp(c.updated_at)),
-        ("version", c.version),
+        (name, tags if name == "tags" else _render(c, name)) for name in TaskPublic.model_fields
     ]
 
 

@@ -32,7 +32,7 @@ from app.core.db import CompiledStatement, Database, compile_statement
 from app.tags import service as tags_service
 from app.tasks import json_page
 from app.tasks.models import PRIORITY_RANK, Task, TaskCount
-from app.tasks.schemas import SortBy, SortDirection, TaskQuery, TaskStatus
+from app.tasks.schemas import SortBy, SortDirection, TaskPublic, TaskQuery, TaskStatus
 
 # Sort columns come from this fixed mapping, never from the request's string. Titles
 # sort by their casefolded copy; priorities by their rank (high > medium > low).
@@ -44,19 +44,12 @@ SORT_COLUMNS: dict[SortBy, Any] = {
     SortBy.PRIORITY: col(Task.priority),
 }
 
-# What a task's JSON needs, and no more (search_text can be long).
-PUBLIC_COLUMNS = (
-    col(Task.id),
-    col(Task.title),
-    col(Task.description),
-    col(Task.completed),
-    col(Task.completed_at),
-    col(Task.priority),
-    col(Task.due_date),
-    col(Task.project_id),
-    col(Task.created_at),
-    col(Task.updated_at),
-    col(Task.version),
+# What a task's JSON needs, and no more (search_text can be long): the columns named
+# like `TaskPublic`'s fields.
+PUBLIC_COLUMNS = tuple(
+    Task.__table__.c[name]  # type: ignore[attr-defined]
+    for name in TaskPublic.model_fields
+    if name != "tags"
 )
 
 LIKE_ESCAPE = "/"
