@@ -27,7 +27,7 @@ migrate: install
 # migrates it and stops it when the last worker exits; with one, run `make migrate` first.
 run: install
 	cd backend && $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) \
-		--loop uvloop --http httptools --no-access-log $(UVICORN_ARGS)
+		--loop uvloop --http httptools --no-access-log --no-proxy-headers $(UVICORN_ARGS)
 
 serve: run
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import api_router, health_router
 from app.auth.revocations import SessionCache
@@ -94,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware)
+    if settings.FORWARDED_ALLOW_IPS:
+        # Outermost, so logs, rate limits and everything else see the client it names.
+        # The served commands run uvicorn with --no-proxy-headers: this setting alone
+        # decides (uvicorn's own default would trust any proxy on 127.0.0.1).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.FORWARDED_ALLOW_IPS)
     return app
 
 

@@ -43,6 +43,7 @@ def start_servers(
     it attaches to the embedded PostgreSQL under DATA_DIR (and migrates it) at start-up."""
     pin = ["taskset", "-c", "0"] if workers == 1 else []
     flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--host", HOST]
+    ours_flags = ["--no-proxy-headers"]  # as `make run` and the Docker image serve
     if workers > 1:
         flags += ["--workers", str(workers)]
     for port in (args.port, args.ref_port) if with_ref else (args.port,):
@@ -63,7 +64,7 @@ def start_servers(
         name += "-embedded"
     uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
     ours_log = args.results_dir / "logs" / f"{stamp}-{name}.log"
-    cmd = [*pin, uvicorn, "app.main:app", *flags, "--port", str(args.port)]
+    cmd = [*pin, uvicorn, "app.main:app", *flags, *ours_flags, "--port", str(args.port)]
     where = f"embedded PostgreSQL under {embedded_dir}" if embedded_dir else "--dsn"
     log(f"starting ours ({workers} worker(s), {where}): {' '.join(cmd)}")
     ours = procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log)

@@ -80,7 +80,7 @@ class ClientInfo:
 
 
 async def get_client_info(request: Request) -> ClientInfo:
-    # Behind a proxy, run uvicorn with --proxy-headers/--forwarded-allow-ips so that
+    # Behind a proxy, FORWARDED_ALLOW_IPS names it, so that
     # request.client is the real client (the rate limits are keyed on it).
     address = request.client.host if request.client else "unknown"
     agent = request.headers.get("user-agent")

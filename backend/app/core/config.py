@@ -1,5 +1,6 @@
 """Settings: one class, read from the environment (and `.env` when present)."""
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -69,10 +70,14 @@ class Settings(BaseSettings):
     REDIS_URL: str | None = None
 
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto count (addresses or CIDR networks,
+    # `*` for any); by default none, so the rate limits key on the peer address and a
+    # client cannot pick its own bucket by sending the header.
+    FORWARDED_ALLOW_IPS: Annotated[list[str], NoDecode] = []
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -91,6 +96,20 @@ class Settings(BaseSettings):
                 f"postgresql+asyncpg://user:password@host:port/database, not {scheme}://...; "
                 "leave it unset to run on the embedded PostgreSQL under DATA_DIR"
             )
+        return value
+
+    @field_validator("FORWARDED_ALLOW_IPS")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """Addresses, networks or `*`: anything else would silently trust nobody."""
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address, a CIDR network or *"
+                    ) from None
         return value
 
     @field_validator("LOG_LEVEL")

@@ -4,7 +4,9 @@ account), each run on in-memory storage and on Redis (`limited` fixture)."""
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
+from app.core.config import Settings
 from tests.auth.conftest import LIMITS, LimitedApps
 from tests.auth.helpers import AUTH, assert_problem, client_at, login, unique_email
 from tests.conftest import PASSWORD, AppFactory, UserHandle, client_for
@@ -207,3 +209,46 @@ class TestRateLimitStorageDown:
             assert response.headers["retry-after"] == "5"
         assert any("rate limit storage unavailable" in r.getMessage() for r in caplog.records)
         assert not any(user.email in r.getMessage() for r in caplog.records)
+
+
+class TestTrustedProxies:
+    """Whose X-Forwarded-For counts: nobody's by default, so a client cannot choose its
+    own rate-limit bucket; the configured proxies' when FORWARDED_ALLOW_IPS names them."""
+
+    async def _signups(self, client: httpx.AsyncClient, forwarded_for: list[str]) -> list[int]:
+        statuses = []
+        for address in forwarded_for:
+            response = await client.post(
+                f"{AUTH}/signup",
+                json={"email": unique_email(), "password": PASSWORD},
+                headers={"X-Forwarded-For": address},
+            )
+            statuses.append(response.status_code)
+        return statuses
+
+    async def test_forwarded_for_is_ignored_by_default(self, make_app: AppFactory) -> None:
+        app = make_app(**LIMITS)  # SIGNUP_RATE_LIMIT=2/minute, FORWARDED_ALLOW_IPS unset
+        async with client_at(app, "198.51.100.1") as client:
+            statuses = await self._signups(client, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+        assert statuses == [201, 201, 429]  # one bucket: the peer's
+
+    async def test_a_trusted_proxy_names_the_client(self, make_app: AppFactory) -> None:
+        app = make_app(**LIMITS, FORWARDED_ALLOW_IPS=["198.51.100.0/24"])
+        async with client_at(app, "198.51.100.1") as proxy:
+            statuses = await self._signups(proxy, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+            assert statuses == [201, 201, 201]  # a bucket per client behind the proxy
+            again = await self._signups(proxy, ["203.0.113.1", "203.0.113.1"])
+            assert again == [201, 429]  # 203.0.113.1's third signup
+
+    async def test_an_untrusted_peer_cannot_borrow_the_proxys_trust(
+        self, make_app: AppFactory
+    ) -> None:
+        app = make_app(**LIMITS, FORWARDED_ALLOW_IPS=["198.51.100.1"])
+        async with client_at(app, "192.0.2.99") as stranger:
+            statuses = await self._signups(stranger, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+        assert statuses == [201, 201, 429]
+
+    @pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.0/33", "127.0.0.1;*"])
+    def test_a_malformed_entry_is_refused_at_start(self, settings: Settings, value: str) -> None:
+        with pytest.raises(ValidationError, match="FORWARDED_ALLOW_IPS"):
+            Settings.model_validate({**settings.model_dump(), "FORWARDED_ALLOW_IPS": value})
