@@ -48,7 +48,7 @@ compat_router.include_router(tags_compat_router)
 
 # The router main.py mounts. /api/v1 is registered first, so that /api/{user_id}/...
 # never captures "v1" as a user id (see PITFALLS: route order).
-api_router = APIRouter(responses=problems(422, 500))
+api_router = APIRouter(responses=problems(422, 500, 503))
 api_router.include_router(v1_router)
 api_router.include_router(compat_router)
 

@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
+from app.core.errors import DatabaseTimeout
 
 # One naming convention, so Alembic migrations name every constraint the same way.
 SQLModel.metadata.naming_convention = {
@@ -108,6 +109,14 @@ class FairGate:
         self._free += 1
 
 
+# A statement that ran past DB_STATEMENT_TIMEOUT: asyncpg raises TimeoutError and has
+# the server cancel it; a statement_timeout or lock_timeout set on the database raises
+# these two. All are 503 database_timeout, never 500.
+_TIMED_OUT = (
+    TimeoutError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
 _BROKEN = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -134,6 +143,7 @@ class Database:
         self._size = settings.DB_POOL_SIZE
         self._acquire_timeout = settings.DB_POOL_TIMEOUT
         self._connect_timeout = settings.DB_CONNECT_TIMEOUT
+        self._statement_timeout = settings.DB_STATEMENT_TIMEOUT
         self._pool: asyncpg.Pool | None = None
         self._gate = FairGate(self._size)  # in front of asyncpg's own queue
         self._lock: asyncio.Lock | None = None
@@ -169,6 +179,10 @@ class Database:
                     max_inactive_connection_lifetime=300,
                     reset=_keep,
                     timeout=self._connect_timeout,
+                    # Client-side, per statement (a wait for a row lock included): past
+                    # it asyncpg cancels the statement on the server. No session SET,
+                    # so it holds through a transaction pooler too.
+                    command_timeout=self._statement_timeout,
                     # Tells this pool's sessions apart in pg_stat_activity.
                     server_settings={"application_name": APPLICATION_NAME},
                 )
@@ -189,6 +203,8 @@ class Database:
                 conn.add_query_logger(callback)
             try:
                 yield conn
+            except _TIMED_OUT as exc:
+                raise DatabaseTimeout() from exc
             except _BROKEN:
                 # A connection the server ended (or one left mid-protocol by it) must
                 # not go back to the pool: the release skips the reset that would

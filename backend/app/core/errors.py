@@ -108,3 +108,14 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "database_unavailable"
     detail = "The database is unavailable, retry later"
+
+
+class DatabaseTimeout(ServiceUnavailable):
+    """A statement (or its wait for a row lock) ran past DB_STATEMENT_TIMEOUT, or the
+    database cancelled it: nothing was written, and a retry may well succeed."""
+
+    code = "database_timeout"
+    detail = "The database took too long to answer, retry later"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
