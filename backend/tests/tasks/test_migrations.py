@@ -1,6 +1,8 @@
 """The migrations: they match the models, and they reverse cleanly."""
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 import asyncpg
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.db import libpq_dsn
 from app.core.migrations import alembic_config
 from app.models import metadata
+from tests.conftest import BACKEND
 
 NEW_TABLES = {"project", "tag", "task", "task_tag", "idempotency_key"}
 
@@ -76,3 +79,30 @@ class TestMigration:
             assert diff == []
         finally:
             _sibling_database(migrated_url, name, drop=True)
+
+
+def test_concurrent_upgrades_serialize(migrated_url: str) -> None:
+    """Several processes migrating one fresh database at once (the embedded default's
+    workers, or replicas started together) must not collide: env.py's advisory lock
+    makes the later ones wait, then find the schema at head."""
+    name = f"todo_concurrent_{uuid.uuid4().hex[:8]}"
+    url = _sibling_database(migrated_url, name)
+    script = (
+        "import sys; from alembic import command; "
+        "from app.core.migrations import alembic_config; "
+        "command.upgrade(alembic_config(sys.argv[1]), 'head')"
+    )
+    try:
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, url], cwd=BACKEND, stderr=subprocess.PIPE
+            )
+            for _ in range(3)
+        ]
+        errors = [run.communicate(timeout=120)[1].decode() for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], errors
+        diff, tables = _schema(url)
+        assert tables >= NEW_TABLES
+        assert diff == []
+    finally:
+        _sibling_database(migrated_url, name, drop=True)
