@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, timeout=settings.REQUEST_TIMEOUT)
     if settings.FORWARDED_ALLOW_IPS:
         # Outermost, so logs, rate limits and everything else see the client it names.
         # The served commands run uvicorn with --no-proxy-headers: this setting alone

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     DB_STATEMENT_TIMEOUT: float = Field(default=5.0, gt=0)
+    REQUEST_TIMEOUT: float = Field(default=30.0, gt=0)
 
     SECRET_KEY: SecretStr | None = None
     JWT_ISSUER: str = "todo-api"

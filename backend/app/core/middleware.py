@@ -2,6 +2,7 @@
 context variables and streaming): request context and access log, then body limits
 and sanitizing."""
 
+import asyncio
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, reset_context, set_context
@@ -34,11 +36,15 @@ def _request_id(headers: Headers) -> str:
 
 
 class RequestContextMiddleware:
-    """Outermost: request id in and out, one JSON log line per request, and the 500
-    for anything unhandled (so that 500 also carries the request id and a log line)."""
+    """Outermost: request id in and out, one JSON log line per request, the 500 for
+    anything unhandled (so that 500 also carries the request id and a log line), and
+    REQUEST_TIMEOUT: a request that holds the worker longer is cancelled (its database
+    statement with it: asyncpg cancels a statement whose task is cancelled) and
+    answered 503 `request_timeout`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, timeout: float = 30.0) -> None:
         self.app = app
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,12 +64,17 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        deadline = asyncio.timeout(self.timeout)
         try:
-            await self.app(scope, receive, send_with_id)
+            async with deadline:
+                await self.app(scope, receive, send_with_id)
         except Exception as exc:
+            timed_out = isinstance(exc, TimeoutError) and deadline.expired()
             if status is not None:
-                access_logger.error("exception after the response started", exc_info=exc)
-            else:
+                access_logger.error("failed after the response started", exc_info=exc)
+            elif timed_out:
+                await _timed_out(self.timeout)(scope, receive, send_with_id)
+            else:  # anything else unhandled, a TimeoutError of the app's own included
                 await internal_error_response(exc)(scope, receive, send_with_id)
         finally:
             self._log(scope, ctx, status or _CLIENT_CLOSED, start)
@@ -81,6 +92,15 @@ class RequestContextMiddleware:
                 "user_id": ctx.user_id,
             },
         )
+
+
+def _timed_out(timeout: float) -> Response:
+    return problem_response(
+        503,
+        "request_timeout",
+        f"The request took longer than {timeout:g} s and was cancelled; retry later",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _route_template(scope: Scope) -> str:
