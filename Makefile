@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test lint format bench clean
+.PHONY: install run serve migrate test test-pooler lint format bench clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test: install
 	rm -f backend/.coverage
 	cd backend && $(BIN)/pytest --cov -p no:cacheprovider $(PYTEST_ARGS)
 	cd backend && $(BIN)/coverage report --fail-under=90
+
+# The whole suite again, through a PgBouncer of its own in transaction mode in front of
+# TEST_DATABASE_URL (a direct URL; scripts/test-pooler installs pgbouncer when missing).
+test-pooler: install
+	BIN=$(BIN) scripts/test-pooler
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app

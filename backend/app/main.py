@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info("starting", extra={"environment": settings.ENVIRONMENT.value})
         server = await _start_embedded(settings, database) if database.url is None else None
         assert database.url is not None
-        sessions.start(database.url)
+        listener_url = database.url if server is not None else settings.session_listener_url
+        if listener_url is not None:
+            sessions.start(listener_url)
         # Everything alive now (modules, routes, models, compiled statements) lives as
         # long as the process: keep it out of the collector's generations, so the
         # collections that per-request allocations trigger no longer walk it all

@@ -60,16 +60,23 @@ def _reset_database(url: str) -> None:
 
     async def reset() -> None:
         try:
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(dsn, statement_cache_size=0)
         except asyncpg.InvalidCatalogNameError:
-            conn = await asyncpg.connect(admin)
+            conn = await asyncpg.connect(admin, statement_cache_size=0)
             await conn.execute(f'CREATE DATABASE "{database}"')
             await conn.close()
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(dsn, statement_cache_size=0)
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         await conn.close()
 
     asyncio.run(reset())
+
+
+# With DATABASE_POOLER=transaction, TEST_DATABASE_URL goes through the pooler and
+# TEST_DATABASE_DIRECT_URL (when set) reaches the same database directly (make
+# test-pooler); resetting and migrating the schema use the direct one.
+POOLER = os.environ.get("DATABASE_POOLER", "none")
+DIRECT_URL = os.environ.get("TEST_DATABASE_DIRECT_URL", "")
 
 
 @pytest.fixture(scope="session")
@@ -92,19 +99,22 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def migrated_url(database_url: str) -> str:
     """Apply every migration once per run (this also tests the migrations)."""
-    _reset_database(database_url)
-    upgrade(database_url)
+    _reset_database(DIRECT_URL or database_url)
+    upgrade(DIRECT_URL or database_url)
     return database_url
 
 
 @pytest.fixture(scope="session")
 def settings(migrated_url: str) -> Settings:
-    return Settings(DATABASE_URL=migrated_url)
+    return Settings(
+        DATABASE_URL=migrated_url, DATABASE_POOLER=POOLER, DATABASE_DIRECT_URL=DIRECT_URL
+    )
 
 
 async def connect(url: str) -> asyncpg.Connection:
-    """A connection of the test's own, outside the app's pool."""
-    return await asyncpg.connect(libpq_dsn(url))
+    """A connection of the test's own, outside the app's pool (no statement cache, so it
+    works through a transaction pooler too)."""
+    return await asyncpg.connect(libpq_dsn(url), statement_cache_size=0)
 
 
 @pytest.fixture

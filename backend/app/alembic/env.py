@@ -7,7 +7,9 @@ a transaction-level advisory lock, so the second finds the schema at head.
 """
 
 import asyncio
+import uuid
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import text
@@ -39,8 +41,15 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _migrate(url: str) -> None:
-    engine = create_async_engine(url, hide_parameters=True)
+async def _migrate(url: str, pooled: bool) -> None:
+    # Through a transaction pooler (no DATABASE_DIRECT_URL): no named statement may
+    # outlive a transaction, so none is cached and each gets a name of its own.
+    connect_args: dict[str, Any] = (
+        {"prepared_statement_cache_size": 0, "prepared_statement_name_func": _unique_name}
+        if pooled
+        else {}
+    )
+    engine = create_async_engine(url, hide_parameters=True, connect_args=connect_args)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
@@ -48,17 +57,22 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+def _unique_name() -> str:
+    return f"__todo_migration_{uuid.uuid4().hex}__"
+
+
 def run_migrations_online() -> None:
     settings = get_settings()
-    url = config.attributes.get("database_url") or settings.DATABASE_URL
+    url = config.attributes.get("database_url") or settings.direct_database_url
     if url:
-        asyncio.run(_migrate(url))
+        pooled = settings.DATABASE_POOLER == "transaction" and url != settings.DATABASE_DIRECT_URL
+        asyncio.run(_migrate(url, pooled))
         return
     from app.core import embedded  # only the embedded default needs it
 
     server = embedded.attach(settings.DATA_DIR)
     try:
-        asyncio.run(_migrate(server.url))
+        asyncio.run(_migrate(server.url, pooled=False))
     finally:
         server.release()
 

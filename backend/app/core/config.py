@@ -5,7 +5,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     ENVIRONMENT: Environment = Environment.DEVELOPMENT
     DATA_DIR: Path = Path("data")
     DATABASE_URL: str = ""
+    # `transaction`: DATABASE_URL goes through a transaction-pooling proxy (PgBouncer,
+    # Neon's -pooler host, Supabase's pooler): no prepared statement or session state
+    # may outlive a transaction there.
+    DATABASE_POOLER: Literal["none", "transaction"] = "none"
+    # A direct (unpooled) URL of the same database, for migrations and the session
+    # listener; unset: DATABASE_URL.
+    DATABASE_DIRECT_URL: str = ""
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
@@ -86,7 +93,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("DATABASE_URL")
+    @field_validator("DATABASE_URL", "DATABASE_DIRECT_URL")
     @classmethod
     def _postgresql_only(cls, value: str) -> str:
         value = value.strip()
@@ -142,6 +149,20 @@ class Settings(BaseSettings):
                 f"(not a placeholder) when ENVIRONMENT={self.ENVIRONMENT.value} "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where migrations and LISTEN go: DATABASE_DIRECT_URL, else DATABASE_URL."""
+        return self.DATABASE_DIRECT_URL or self.DATABASE_URL
+
+    @property
+    def session_listener_url(self) -> str | None:
+        """LISTEN needs a session of its own: through a transaction pooler PgBouncer
+        drops every NOTIFY, so without a direct URL there is no listener (and so no
+        session cache: every request checks the database)."""
+        if self.DATABASE_POOLER == "transaction" and not self.DATABASE_DIRECT_URL:
+            return None
+        return self.direct_database_url or None
 
     @property
     def embedded_database(self) -> bool:

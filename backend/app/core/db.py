@@ -144,6 +144,10 @@ class Database:
         self._acquire_timeout = settings.DB_POOL_TIMEOUT
         self._connect_timeout = settings.DB_CONNECT_TIMEOUT
         self._statement_timeout = settings.DB_STATEMENT_TIMEOUT
+        # Through a transaction pooler a named prepared statement would meet another
+        # client's server connection (DuplicatePreparedStatementError, "... does not
+        # exist"): asyncpg then prepares unnamed statements, per execution.
+        self._statement_cache_size = 0 if settings.DATABASE_POOLER == "transaction" else 100
         self._pool: asyncpg.Pool | None = None
         self._gate = FairGate(self._size)  # in front of asyncpg's own queue
         self._lock: asyncio.Lock | None = None
@@ -183,6 +187,7 @@ class Database:
                     # it asyncpg cancels the statement on the server. No session SET,
                     # so it holds through a transaction pooler too.
                     command_timeout=self._statement_timeout,
+                    statement_cache_size=self._statement_cache_size,
                     # Tells this pool's sessions apart in pg_stat_activity.
                     server_settings={"application_name": APPLICATION_NAME},
                 )

@@ -282,7 +282,8 @@ class TestDatabaseFailures:
         assert (await client.get(url, headers=user.headers)).status_code == 200
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = $1 AND datname = current_database()",
+            "WHERE application_name = $1 AND datname = current_database() "
+            "AND pid <> pg_backend_pid()",
             APPLICATION_NAME,
         )
         assert killed >= 1

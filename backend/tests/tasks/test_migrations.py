@@ -41,9 +41,10 @@ def _sibling_database(url: str, name: str, *, drop: bool = False) -> str:
     admin = dsn.rsplit("/", 1)[0] + "/postgres"
 
     async def run() -> None:
-        conn = await asyncpg.connect(admin)
+        conn = await asyncpg.connect(admin, statement_cache_size=0)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            # FORCE: a pooler (make test-pooler) may still hold connections to it.
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             if not drop:
                 await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
