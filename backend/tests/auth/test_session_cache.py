@@ -123,3 +123,21 @@ async def test_the_migration_installs_the_notify_trigger(db: asyncpg.Connection)
         "SELECT count(*) FROM pg_trigger WHERE tgname = 'user_session_revoked'"
     )
     assert found == 1
+
+
+async def test_through_a_bare_pooler_no_cache_and_revocation_is_immediate(
+    make_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    """DATABASE_POOLER=transaction without DATABASE_DIRECT_URL: LISTEN would hear
+    nothing through the pooler, so no listener starts and no session is cached; a
+    session ended by another process is refused on the very next request."""
+    app = make_app(DATABASE_POOLER="transaction", DATABASE_DIRECT_URL="")
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        cache: SessionCache = app.state.auth.sessions
+        await asyncio.sleep(0.1)  # a listener, were one started, would connect meanwhile
+        assert not cache.active
+        user = await signup(client)
+        assert (await client.get(TASKS, headers=user.headers)).status_code == 200
+        sid = uuid.UUID(session_id(user.access_token))
+        await db.execute("DELETE FROM user_session WHERE id = $1", sid)
+        assert_invalid_token(await client.get(TASKS, headers=user.headers))

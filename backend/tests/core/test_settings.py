@@ -207,3 +207,36 @@ async def test_cors_preflight_exposes_the_request_id(make_app: Any) -> None:
             "/health", headers={"Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+class TestPooler:
+    DIRECT = "postgresql+asyncpg://app@db.internal:5432/todo"
+    POOLED = "postgresql+asyncpg://app@pooler.internal:6432/todo"
+
+    def test_direct_by_default(self) -> None:
+        settings = _settings(DATABASE_URL=self.DIRECT)
+        assert settings.DATABASE_POOLER == "none"
+        assert settings.direct_database_url == self.DIRECT
+        assert settings.session_listener_url == self.DIRECT
+
+    def test_through_a_pooler_the_listener_uses_the_direct_url(self) -> None:
+        settings = _settings(
+            DATABASE_URL=self.POOLED,
+            DATABASE_POOLER="transaction",
+            DATABASE_DIRECT_URL=self.DIRECT,
+        )
+        assert settings.direct_database_url == self.DIRECT
+        assert settings.session_listener_url == self.DIRECT
+
+    def test_through_a_bare_pooler_there_is_no_listener(self) -> None:
+        settings = _settings(DATABASE_URL=self.POOLED, DATABASE_POOLER="transaction")
+        assert settings.session_listener_url is None  # LISTEN would hear nothing there
+        assert settings.direct_database_url == self.POOLED
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [{"DATABASE_POOLER": "session"}, {"DATABASE_DIRECT_URL": "postgres://db/todo"}],
+    )
+    def test_bad_values_are_refused(self, overrides: dict[str, str]) -> None:
+        with pytest.raises(ValidationError):
+            _settings(DATABASE_URL=self.POOLED, **overrides)
