@@ -213,7 +213,8 @@ class TestPooler:
     DIRECT = "postgresql+asyncpg://app@db.internal:5432/todo"
     POOLED = "postgresql+asyncpg://app@pooler.internal:6432/todo"
 
-    def test_direct_by_default(self) -> None:
+    def test_direct_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("DATABASE_POOLER", raising=False)  # make test-pooler sets it
         settings = _settings(DATABASE_URL=self.DIRECT)
         assert settings.DATABASE_POOLER == "none"
         assert settings.direct_database_url == self.DIRECT
