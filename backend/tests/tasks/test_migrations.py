@@ -5,7 +5,6 @@ import subprocess
 import sys
 import uuid
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -13,10 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.db import libpq_dsn
 from app.core.migrations import alembic_config
 from app.models import metadata
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, connect
 
 NEW_TABLES = {"project", "tag", "task", "task_tag", "idempotency_key"}
 
@@ -37,11 +35,10 @@ def _schema(url: str) -> tuple[list, set[str]]:
 
 def _sibling_database(url: str, name: str, *, drop: bool = False) -> str:
     """A database beside the test database, on the same server (created, or dropped)."""
-    dsn = libpq_dsn(url)
-    admin = dsn.rsplit("/", 1)[0] + "/postgres"
+    server = url.rsplit("/", 1)[0]
 
     async def run() -> None:
-        conn = await asyncpg.connect(admin, statement_cache_size=0)
+        conn = await connect(f"{server}/postgres")
         try:
             # FORCE: a pooler (make test-pooler) may still hold connections to it.
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -51,7 +48,7 @@ def _sibling_database(url: str, name: str, *, drop: bool = False) -> str:
             await conn.close()
 
     asyncio.run(run())
-    return url.rsplit("/", 1)[0] + f"/{name}"
+    return f"{server}/{name}"
 
 
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression")
