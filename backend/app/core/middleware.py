@@ -40,7 +40,9 @@ class RequestContextMiddleware:
     anything unhandled (so that 500 also carries the request id and a log line), and
     REQUEST_TIMEOUT: a request that holds the worker longer is cancelled (its database
     statement with it: asyncpg cancels a statement whose task is cancelled) and
-    answered 503 `request_timeout`."""
+    answered 503 `request_timeout`. A request whose client hangs up before the response
+    is complete is cancelled the same way (logged as 499), so no database work goes on
+    for no one (see `_DisconnectWatch`)."""
 
     def __init__(self, app: ASGIApp, timeout: float = 30.0) -> None:
         self.app = app
@@ -55,6 +57,8 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         status: int | None = None
 
+        watch = _DisconnectWatch(scope, receive)
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -62,12 +66,25 @@ class RequestContextMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", ctx.request_id.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                watch.response_complete = True
             await send(message)
 
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
-                await self.app(scope, receive, send_with_id)
+                try:
+                    await self.app(scope, watch.receive, send_with_id)
+                finally:
+                    watch.close()
+        except asyncio.CancelledError:
+            if not watch.client_gone:
+                raise
+            # Our own cancellation: the client left, there is no one to answer.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            status = None
         except Exception as exc:
             timed_out = isinstance(exc, TimeoutError) and deadline.expired()
             if status is not None:
@@ -92,6 +109,80 @@ class RequestContextMiddleware:
                 "user_id": ctx.user_id,
             },
         )
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when its client hangs up before the response is
+    complete: asyncpg then cancels the statement on the server, and the connection goes
+    back to the pool in working order. Servers do not do this themselves (uvicorn only
+    answers a later `receive()` with `http.disconnect`).
+
+    The watch owns the server's `receive`, so that it never takes a body chunk from the
+    app: it listens only once the body is complete (at once for a request without a
+    body, keeping that empty first message for the app; after the app has read the last
+    chunk otherwise). Its listening `receive()` also returns once the response is
+    complete (uvicorn then says `http.disconnect` too), which cancels nothing."""
+
+    __slots__ = ("_first", "_listener", "_receive", "_task", "client_gone", "response_complete")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self._receive = receive
+        self._task = asyncio.current_task()
+        self._listener: asyncio.Task[Message] | None = None
+        self._first: asyncio.Future[Message] | None = None
+        self.client_gone = False
+        self.response_complete = False
+        if not _has_body(scope):
+            self._first = asyncio.get_running_loop().create_future()
+            self._listen()
+
+    def _listen(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._wait())
+
+    async def _wait(self) -> Message:
+        if self._first is not None:
+            first = await self._receive()  # the empty body, at hand already
+            self._first.set_result(first)
+            if first["type"] == "http.disconnect":
+                self._gone()
+                return first
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self._gone()
+        return message
+
+    def _gone(self) -> None:
+        if not self.response_complete and self._task is not None:
+            self.client_gone = True
+            self._task.cancel()
+
+    async def receive(self) -> Message:
+        if self._listener is None:
+            message = await self._receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                self._listen()
+            return message
+        if self._first is not None:
+            first = await asyncio.shield(self._first)
+            self._first = None
+            if first["type"] == "http.request":
+                return first
+        return await asyncio.shield(self._listener)
+
+    def close(self) -> None:
+        """No cancellation from here on: the app has returned."""
+        self._task = None
+        if self._listener is not None and not self._listener.done():
+            self._listener.cancel()
+
+
+def _has_body(scope: Scope) -> bool:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return value != b"0"
+        if key == b"transfer-encoding":
+            return True
+    return False
 
 
 def _timed_out(timeout: float) -> Response:
