@@ -179,7 +179,7 @@ class _DisconnectWatch:
 def _has_body(scope: Scope) -> bool:
     for key, value in scope["headers"]:
         if key == b"content-length":
-            return value != b"0"
+            return bool(value != b"0")
         if key == b"transfer-encoding":
             return True
     return False
