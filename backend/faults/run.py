@@ -84,6 +84,11 @@ def _api_env(cluster: Cluster, bounds: Bounds, root: Path) -> dict[str, str]:
 
 
 async def _run_all(ctx: Context, names: list[str]) -> None:
+    # SIGTERM cancels the run like Ctrl-C does (asyncio.run's own SIGINT handling): the
+    # scenarios unwind, then main() cleans up.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     for name in names:
         scenario, limit = SCENARIOS[name]
         _say(f"-- {name} (bound {limit:g} s)")
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(cluster, api, bounds, report)
         asyncio.run(_run_all(ctx, args.only or list(SCENARIOS)))
         _server_log(ctx)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _say("faults: interrupted")
         report.add("run", "interrupted", "-", "stopped before the end", False)
     except Exception as exc:
