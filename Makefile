@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test test-pooler lint format bench clean
+.PHONY: install run serve migrate test test-pooler faults lint format bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ test: install
 # TEST_DATABASE_URL (a direct URL; scripts/test-pooler installs pgbouncer when missing).
 test-pooler: install
 	BIN=$(BIN) scripts/test-pooler
+
+# Fault injection (backend/faults): a PostgreSQL cluster and an API process of its own on
+# free loopback ports (never the server on 5432), restarts and kills under a write load,
+# row locks, hung-up and slow clients; prints what it tried and saw, exits 1 on any loss,
+# 500 or bound exceeded. E.g. FAULTS_ARGS="--only pg-fast --keep".
+faults: install
+	cd backend && $(BIN)/python -m faults $(FAULTS_ARGS)
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app
