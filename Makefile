@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test test-pooler faults lint format bench clean
+.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean
 
 install: $(STAMP)
 
@@ -49,6 +49,13 @@ test-pooler: install
 # 500 or bound exceeded. E.g. FAULTS_ARGS="--only pg-fast --keep".
 faults: install
 	cd backend && $(BIN)/python -m faults $(FAULTS_ARGS)
+
+# deploy/'s recipe on loopback: a PostgreSQL of its own, N replicas with Redis behind
+# nginx (deploy/nginx.conf), and the cross-replica checks (revocation within 100 ms,
+# shared rate limits, If-Match, Idempotency-Key, a rolling restart under load).
+# REPLICAS_ARGS="--pooler direct" (or bare) puts PgBouncer in transaction mode between.
+replicas: install
+	cd backend && $(BIN)/python -m replicas $(REPLICAS_ARGS)
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app

@@ -100,7 +100,10 @@ class FairGate:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed a slot just as we gave up: pass it on
             else:
-                self._waiters.remove(waiter)
+                # A release() between our cancellation and this line has dropped the
+                # cancelled waiter from the queue already (seen when clients hang up).
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     def release(self) -> None:

@@ -69,3 +69,21 @@ async def test_up_to_size_enter_at_once() -> None:
     assert not blocked.done()
     gate.release()
     await asyncio.wait_for(blocked, 1)
+
+
+async def test_a_release_between_a_cancellation_and_its_clean_up() -> None:
+    """A waiter cancelled (its client hung up) and a release() before the cancelled task
+    runs again: the release skips the cancelled waiter, and the task's clean-up must
+    not fail on it (it raised ValueError, a 500, under load behind nginx)."""
+    gate = FairGate(1)
+    await gate.acquire()
+    first = asyncio.create_task(gate.acquire())
+    second = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0)
+    first.cancel()  # its waiter future is cancelled at once...
+    gate.release()  # ...so this hands the slot to `second`, dropping `first`'s waiter
+    await asyncio.wait_for(second, 1)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    gate.release()
+    await asyncio.wait_for(gate.acquire(), 1)  # the one slot is whole
