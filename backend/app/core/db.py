@@ -20,7 +20,7 @@ The pool is asyncpg's, with three changes:
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -132,6 +132,82 @@ _BROKEN = (
 )
 
 
+class PoolerConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection through a transaction pooler (DATABASE_POOLER=transaction).
+
+    A named prepared statement would outlive the transaction and meet another client's
+    server connection, so asyncpg's cache is off (`statement_cache_size=0`) and every
+    statement is unnamed. Left alone, asyncpg then describes each statement in a round
+    trip of its own before running it (Parse, Describe, Flush; then Parse again, Bind,
+    Execute, Sync): two round trips through the pooler per statement. Here the
+    description (parameter and column types) is kept per statement text, so each run
+    is the second message group alone: one round trip, and still nothing named on the
+    server. The cache is bounded and dropped with asyncpg's own statement cache (which
+    asyncpg does when it finds the schema changed)."""
+
+    MAX_DESCRIBED = 256
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._described: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    async def _get_statement(
+        self,
+        query: str,
+        timeout: float | None,
+        *,
+        named: Any = False,
+        use_cache: bool = True,
+        ignore_custom_codec: bool = False,
+        record_class: Any = None,
+    ) -> Any:
+        if named or not use_cache:
+            return await super()._get_statement(
+                query,
+                timeout,
+                named=named,
+                use_cache=use_cache,
+                ignore_custom_codec=ignore_custom_codec,
+                record_class=record_class,
+            )
+        key = (query, record_class, ignore_custom_codec)
+        statement = self._described.get(key)
+        if statement is not None and not statement.closed:
+            self._described.move_to_end(key)
+            return statement
+        # Unnamed, and marked "unprepared" by asyncpg since its cache is off: every
+        # execution sends its own Parse along with the Bind.
+        statement = await super()._get_statement(
+            query,
+            timeout,
+            named=False,
+            use_cache=False,
+            ignore_custom_codec=ignore_custom_codec,
+            record_class=record_class,
+        )
+        if statement.name or getattr(statement, "prepared", True):
+            return statement  # not one this cache can reuse safely
+        self._described[key] = statement
+        if len(self._described) > self.MAX_DESCRIBED:
+            self._described.popitem(last=False)
+        return statement
+
+    async def _do_execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._do_execute(query, *args, **kwargs)
+        except (AssertionError, asyncpg.ProtocolError, asyncpg.OutdatedSchemaCacheError):
+            # The rows no longer match the kept description (a column's type changed,
+            # say, by a migration while this process ran): asyncpg fails to decode
+            # them. Nothing here knows whether a write already happened, so no retry;
+            # the next statement is described afresh.
+            self._described.clear()
+            raise
+
+    def _drop_local_statement_cache(self) -> None:
+        super()._drop_local_statement_cache()
+        self._described.clear()
+
+
 async def _keep(_: Any) -> None:
     """No reset query on release (see the module docstring)."""
 
@@ -153,7 +229,9 @@ class Database:
         # Through a transaction pooler a named prepared statement would meet another
         # client's server connection (DuplicatePreparedStatementError, "... does not
         # exist"): asyncpg then prepares unnamed statements, per execution.
-        self._statement_cache_size = 0 if settings.DATABASE_POOLER == "transaction" else 100
+        pooled = settings.DATABASE_POOLER == "transaction"
+        self._statement_cache_size = 0 if pooled else 100
+        self._connection_class = PoolerConnection if pooled else asyncpg.Connection
         self._pool: asyncpg.Pool | None = None
         self._gate = FairGate(self._size)  # in front of asyncpg's own queue
         self._lock: asyncio.Lock | None = None
@@ -194,6 +272,7 @@ class Database:
                     # so it holds through a transaction pooler too.
                     command_timeout=self._statement_timeout,
                     statement_cache_size=self._statement_cache_size,
+                    connection_class=self._connection_class,
                     # Tells this pool's sessions apart in pg_stat_activity.
                     server_settings={"application_name": APPLICATION_NAME},
                 )
