@@ -160,6 +160,11 @@ class Point:
     # Ours on the embedded PostgreSQL as `make run` serves it (no DATABASE_URL, DATA_DIR
     # = --embedded-data-dir), not on --dsn.
     embedded: bool = False
+    # Ours through a PgBouncer of the run's own in transaction mode in front of --dsn
+    # (DATABASE_POOLER=transaction, DATABASE_DIRECT_URL=--dsn); `versus` names the
+    # direct point of the same request, for the pooled/direct ratio.
+    pooler: bool = False
+    versus: str | None = None
     wrk_timeout_s: int | None = None  # default: --wrk-timeout
     # A warm-up's abandoned logins stay queued for bcrypt and would eat the measured run.
     warmup: bool = True
@@ -244,6 +249,11 @@ POINTS = [
           embedded=True, ref=REF_LIST),
     Point("create_embedded", "POST /tasks, embedded PG", _create, CREATE_USER, heavy=True,
           embedded=True, ref=REF_CREATE),
+    # Through PgBouncer (transaction mode), beside the direct points of the same run.
+    Point("list_pooler", "GET /tasks, PgBouncer", _list, LIST_USER, pooler=True,
+          versus="list", budget=Budget(min_versus_ratio=0.8)),
+    Point("create_pooler", "POST /tasks, PgBouncer", _create, CREATE_USER, pooler=True,
+          versus="create", budget=Budget(min_versus_ratio=0.8)),
     Point("health", "GET /health", _health, LIST_USER, default=False),
 ]  # fmt: skip
 BY_KEY = {p.key: p for p in POINTS}

@@ -138,10 +138,32 @@ def markdown(points: list[PointResult], meta: dict[str, Any]) -> str:
             ],
             storm,
         )
+    versus = [p for p in points if p.versus is not None]
+    if versus:
+        lines += [""]
+        lines += _table(
+            ["through PgBouncer (transaction mode)", "req/s", "direct point", "direct req/s",
+             "pooled / direct", "budget"],
+            [_versus_row(p) for p in versus],
+        )  # fmt: skip
     notes = _notes(points)
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _versus_row(p: PointResult) -> list[str]:
+    assert p.versus is not None
+    ours, direct = summarize(p.ours), summarize(p.versus.ours)
+    ratio = p.versus_ratio()
+    return [
+        p.label,
+        _spread(ours) if ours else "–",
+        p.versus.label,
+        _spread(direct) if direct else "–",
+        f"{ratio:g}" if ratio is not None else "–",
+        p.verdict(),
+    ]
 
 
 def _notes(points: list[PointResult]) -> list[str]:

@@ -21,6 +21,7 @@ class Budget:
     max_p99_ms: float | None = None
     zero_errors: bool = False
     max_storm_ratio: float | None = None
+    min_versus_ratio: float | None = None  # req/s against the `versus` point of the run
 
     def describe(self) -> str:
         parts = []
@@ -34,6 +35,8 @@ class Budget:
             parts.append("0 errors, no hang")
         if self.max_storm_ratio is not None:
             parts.append(f"p99 ratio <{self.max_storm_ratio:g}")
+        if self.min_versus_ratio is not None:
+            parts.append(f"≥{self.min_versus_ratio:g}× the direct point")
         parts.append(f"RSS <{MAX_RSS_MB:g} MB")
         return ", ".join(parts)
 
@@ -98,6 +101,8 @@ class PointResult:
     alive_after: bool = True
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The direct point this one is compared with (pooler points), once both have run.
+    versus: "PointResult | None" = None
 
     @property
     def storm(self) -> bool:
@@ -108,6 +113,14 @@ class PointResult:
         if ours is None or ref is None or not ref.rps:
             return None
         return round(ours.rps / ref.rps, 2)
+
+    def versus_ratio(self) -> float | None:
+        if self.versus is None:
+            return None
+        ours, direct = summarize(self.ours), summarize(self.versus.ours)
+        if ours is None or direct is None or not direct.rps:
+            return None
+        return round(ours.rps / direct.rps, 2)
 
     def storm_ratio(self) -> float | None:
         alone, loaded = summarize(self.alone), summarize(self.ours)
@@ -150,6 +163,8 @@ class PointResult:
             "alone": summary(self.alone),
             "logins": summary(self.logins),
             "storm_p99_ratio": self.storm_ratio() if self.storm else None,
+            "versus": self.versus.key if self.versus else None,
+            "versus_ratio": self.versus_ratio(),
             "worker_peak_rss_mb": self.rss_mb,
             "alive_after": self.alive_after,
             "error": self.error,
@@ -176,6 +191,10 @@ def _misses(point: PointResult, budget: Budget, ours: Summary) -> list[str]:
         storm = point.storm_ratio()
         if storm is None or storm >= budget.max_storm_ratio:
             misses.append(f"p99 ratio {storm}≥{budget.max_storm_ratio:g}")
+    if budget.min_versus_ratio is not None:
+        versus = point.versus_ratio()
+        if versus is None or versus < budget.min_versus_ratio:
+            misses.append(f"{versus}× direct<{budget.min_versus_ratio:g}")
     if ours.non2xx:
         misses.append(f"{ours.non2xx} non-2xx")
     if budget.zero_errors and ours.socket_errors:

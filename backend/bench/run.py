@@ -16,16 +16,19 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import measure, prepare, procs, report, wrk
 from bench.points import BY_KEY, POINTS, Context, Point, PointError
-from bench.procs import HarnessError
+from bench.procs import HOST, HarnessError
 from bench.results import PointResult
 from bench.servers import start_servers, stop_servers
+from faults.pgbouncer import PgBouncer
 
 RESULTS = Path(__file__).with_name("results")
 DEFAULT_EMBEDDED_DIR = RESULTS / "embedded-data"
@@ -128,7 +131,7 @@ def select_points(args: argparse.Namespace) -> list[Point]:
         chosen = [dataclasses.replace(p, connections=args.connections) for p in chosen]
     # One server start per worker count and database: all one-worker points first, those
     # on the embedded server after those on --dsn.
-    return sorted(chosen, key=lambda p: (p.workers, p.embedded))
+    return sorted(chosen, key=lambda p: (p.workers, p.embedded, p.pooler))
 
 
 def _commit() -> str:
@@ -202,14 +205,22 @@ def bench(
     """Run the points, one server start per worker count and database (contexts[True] is
     the embedded server's); results grow as points finish."""
     keys = {"ours": secrets.token_urlsafe(48), "ref": secrets.token_urlsafe(48)}
-    for workers, on_embedded in sorted({(p.workers, p.embedded) for p in points}):
-        group = [p for p in points if (p.workers, p.embedded) == (workers, on_embedded)]
+    groups = sorted({(p.workers, p.embedded, p.pooler) for p in points})
+    for workers, on_embedded, pooled in groups:
+        group = [
+            p for p in points if (p.workers, p.embedded, p.pooler) == (workers, on_embedded, pooled)
+        ]
         with_ref = not args.no_ref and any(p.ref for p in group)
         ctx = contexts[on_embedded]
         data_dir = embedded.data_dir if on_embedded else None
         servers = None
+        bouncer = None
         try:
-            servers = start_servers(args, keys, workers, with_ref, stamp, data_dir)
+            if pooled:
+                bouncer = start_pgbouncer(args.dsn)
+            servers = start_servers(
+                args, keys, workers, with_ref, stamp, data_dir, pooler_port=bouncer and bouncer.port
+            )
             check_login(args, ctx)
             if on_embedded and not embedded.app_connections():
                 raise HarnessError(
@@ -224,6 +235,23 @@ def bench(
                 results.append(result)
         finally:
             stop_servers(servers)
+            if bouncer is not None:
+                bouncer.stop()
+    by_key = {r.key: r for r in results}
+    for point in points:
+        if point.versus and point.key in by_key:
+            by_key[point.key].versus = by_key.get(point.versus)
+
+
+def start_pgbouncer(dsn: str) -> PgBouncer:
+    """A PgBouncer in transaction mode in front of --dsn's server, for the pooler points."""
+    url = urlsplit(dsn)
+    root = Path(tempfile.mkdtemp(prefix="bench-pgbouncer-"))
+    root.chmod(0o755)
+    bouncer = PgBouncer(root, url.port or 5432, url.hostname or HOST, url.username or "postgres")
+    log(f"starting PgBouncer (transaction mode) on {HOST}:{bouncer.port} in front of {dsn}")
+    bouncer.start()
+    return bouncer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from bench import prepare, procs
 from bench.procs import HOST, HarnessError
@@ -38,6 +39,7 @@ def start_servers(
     with_ref: bool,
     stamp: str,
     embedded_dir: Path | None = None,
+    pooler_port: int | None = None,
 ) -> Servers:
     """Ours on --dsn, or with `embedded_dir` as `make run` runs it: no DATABASE_URL, so
     it attaches to the embedded PostgreSQL under DATA_DIR (and migrates it) at start-up."""
@@ -58,6 +60,17 @@ def start_servers(
     }
     env |= dict(item.split("=", 1) for item in args.server_env)
     name = f"ours-w{workers}"
+    if pooler_port is not None:
+        # Through the run's PgBouncer; migrations and LISTEN on the direct --dsn.
+        direct = env["DATABASE_URL"]
+        parts = urlsplit(direct)
+        pooled = parts._replace(netloc=f"{parts.username or 'postgres'}@{HOST}:{pooler_port}")
+        env |= {
+            "DATABASE_URL": urlunsplit(pooled),
+            "DATABASE_POOLER": "transaction",
+            "DATABASE_DIRECT_URL": direct,
+        }
+        name += "-pgbouncer"
     if embedded_dir is not None:
         # Empty is unset for the settings, and beats a DATABASE_URL in a .env file.
         env |= {"DATABASE_URL": "", "DATA_DIR": str(embedded_dir)}

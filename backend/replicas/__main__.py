@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import httpx
 
 from app.core.migrations import upgrade
 from faults.cluster import Cluster
+from faults.pgbouncer import PgBouncer, binary, wait_port
 from faults.server import BACKEND, HOST, ApiServer, free_port, has_serve
 
 NGINX_CONF = BACKEND.parent / "deploy" / "nginx.conf"
@@ -79,21 +80,6 @@ class Run:
 # --- processes ------------------------------------------------------------------------
 
 
-def _binary(name: str, package: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise SystemExit(f"{name} is not installed (apt-get install {package})")
-    say(f"==> installing {package}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", package]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=True)
-        subprocess.run(cmd, env=env, capture_output=True, check=True)
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin") or name
-
-
 class Nginx:
     def __init__(self, root: Path, upstreams: list[int]) -> None:
         self.root = root
@@ -111,11 +97,11 @@ class Nginx:
         (root / "nginx.conf").write_text(conf)
 
     def start(self) -> None:
-        nginx = _binary("nginx", "nginx-light")
+        nginx = binary("nginx", "nginx-light")
         args = [nginx, "-p", str(self.root), "-c", str(self.root / "nginx.conf")]
         args += ["-g", "daemon off;" + (" user root;" if os.geteuid() == 0 else "")]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
-        _wait_port(self.port, what="nginx", process=self.process)
+        wait_port(self.port, what="nginx", process=self.process)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -124,55 +110,11 @@ class Nginx:
             process.wait(timeout=10)
 
 
-class PgBouncer:
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        (root / "userlist.txt").write_text('"postgres" ""\n')
-        (root / "pgbouncer.ini").write_text(
-            f"[databases]\n* = host={HOST} port={port}\n\n[pgbouncer]\n"
-            f"listen_addr = {HOST}\nlisten_port = {self.port}\nunix_socket_dir =\n"
-            f"auth_type = trust\nauth_file = {root}/userlist.txt\npool_mode = transaction\n"
-            "max_client_conn = 500\ndefault_pool_size = 20\n"
-            "ignore_startup_parameters = extra_float_digits\n"
-        )
-
-    def start(self) -> None:
-        pgbouncer = _binary("pgbouncer", "pgbouncer")
-        args = [pgbouncer, "-q", str(self.root / "pgbouncer.ini")]
-        if os.geteuid() == 0:  # PgBouncer refuses to run as root
-            shutil.chown(self.root, "postgres")
-            for child in self.root.iterdir():
-                shutil.chown(child, "postgres")
-            args[1:1] = ["-u", "postgres"]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
-        _wait_port(self.port, what="pgbouncer", process=self.process)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _wait_port(port: int, what: str, process: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    for _ in range(100):
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with suppress(OSError), socket.create_connection((HOST, port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port}")
-
-
 class Load:
     """wrk in its own process: reads through nginx for `seconds`, stopping by itself."""
 
     def __init__(self, url: str, token: str, seconds: int) -> None:
-        wrk = _binary("wrk", "wrk")
+        wrk = binary("wrk", "wrk")
         args = [wrk, "-t1", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}", url]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
