@@ -62,10 +62,12 @@ _HEADER_LINE_BYTES = 4
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    max_connections: int = 1000
-    header_timeout: float = 10.0
-    body_timeout: float = 10.0
-    body_total_timeout: float = 60.0
+    """The HTTP_* settings this protocol enforces (defaults: Settings)."""
+
+    max_connections: int
+    header_timeout: float
+    body_timeout: float
+    body_total_timeout: float
 
     @property
     def sweep_interval(self) -> float:
