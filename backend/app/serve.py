@@ -7,12 +7,18 @@ connection limit (503 at once). On SIGTERM uvicorn stops accepting, lets in-flig
 requests finish for HTTP_GRACEFUL_TIMEOUT s (then cancels them), and the app's lifespan
 closes the database pool. Settings: HOST, PORT, WEB_CONCURRENCY and HTTP_* (config.py).
 
-Why this and not another server (uvicorn 0.54 measured here, PITFALLS.md): h11 has a
-size limit (`h11_max_incomplete_event_size`) but no head or body deadline either, and
-parses in pure Python; uvicorn's `limit_concurrency` refuses only once a request head has
-come, counting tasks too; hypercorn and granian are not installed, and switching servers
-would change every behaviour the suite pins for the price of three limits. A thin
-subclass keeps httptools' speed and uvicorn's lifecycle (workers, signals, lifespan).
+Why a subclass of uvicorn's httptools protocol and not another server (looked at with
+uvicorn 0.54, hypercorn 0.18, granian 2.8): uvicorn's own options cover none of it:
+`limit_concurrency` is checked only once a request head has come (a silent connection
+is never refused), counts running tasks too and answers text/plain;
+`h11_max_incomplete_event_size` bounds the head but answers 400, and h11 parses in pure
+Python and has no head or body deadline either. hypercorn (h11 as well) answers 431 at
+16 KiB, but its `read_timeout` is per read, so a head dribbled a byte at a time never
+trips it, and it has no connection limit. granian (Rust) has a header read timeout (at
+most 60 s) and a buffer limit, but no body deadline among its options, and its
+`backpressure` caps the requests in progress per worker, with no 503 at connect; it
+would also replace uvicorn's process model, signals and logging. A thin subclass keeps httptools' parsing speed and all of uvicorn's lifecycle
+(workers, signals, lifespan, graceful stop).
 """
 
 import logging
