@@ -29,7 +29,12 @@ run: install
 	cd backend && $(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) \
 		--loop uvloop --http httptools --no-access-log --no-proxy-headers $(UVICORN_ARGS)
 
-serve: run
+# The production served process (backend/app/serve.py; the Docker image runs the same):
+# uvicorn with the HTTP limits `run` lacks (431 for heads over 16 KiB, deadlines for
+# heads and bodies, 503 beyond HTTP_MAX_CONNECTIONS) and a graceful stop on SIGTERM.
+# Settings from the environment or .env: WEB_CONCURRENCY, HTTP_* (see .env.example).
+serve: install
+	cd backend && HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app.serve
 
 # The whole suite, once: on TEST_DATABASE_URL when set, else on an embedded PostgreSQL
 # of the run's own in a temporary directory (never on whatever answers on 5432).

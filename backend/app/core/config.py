@@ -86,6 +86,24 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
 
+    # The served process (`python -m app.serve`: make serve, the Docker image); `make run`
+    # and a bare `uvicorn app.main:app` read none of these.
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8000, ge=1, le=65535)
+    WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
+    # Per worker process: one more connection is answered 503 `server_busy` at once.
+    HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1)
+    # From the connection's opening (or the previous response's end) to a complete
+    # request head; past it the connection is closed.
+    HTTP_HEADER_TIMEOUT: float = Field(default=10.0, gt=0)
+    # Longest silence while a request body arrives, and longest a whole body may take.
+    HTTP_BODY_TIMEOUT: float = Field(default=10.0, gt=0)
+    HTTP_BODY_TOTAL_TIMEOUT: float = Field(default=60.0, gt=0)
+    # An idle keep-alive connection is closed after this many seconds.
+    HTTP_KEEPALIVE_TIMEOUT: int = Field(default=5, ge=1)
+    # On SIGTERM: how long in-flight requests may take to finish before they are cancelled.
+    HTTP_GRACEFUL_TIMEOUT: int = Field(default=20, ge=1)
+
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
