@@ -17,7 +17,8 @@ class Bounds:
     statement_timeout: float = 2.0  # DB_STATEMENT_TIMEOUT
     request_timeout: float = 10.0  # REQUEST_TIMEOUT
     header_timeout: float = 3.0  # HTTP_HEADER_TIMEOUT (app.serve)
-    body_timeout: float = 3.0  # HTTP_BODY_TIMEOUT (app.serve)
+    body_timeout: float = 3.0  # HTTP_BODY_TIMEOUT (app.serve): longest silence in a body
+    body_total_timeout: float = 4.0  # HTTP_BODY_TOTAL_TIMEOUT (app.serve): a whole body
     max_connections: int = 1000  # HTTP_MAX_CONNECTIONS (app.serve): above the suite's own
     margin: float = 1.0  # on top of a timeout, for the check's own polling and scheduling
     recovery: float = 5.0  # first 2xx after PostgreSQL or the API is back

@@ -77,6 +77,7 @@ def _api_env(cluster: Cluster, bounds: Bounds, root: Path) -> dict[str, str]:
             "REQUEST_TIMEOUT": f"{bounds.request_timeout:g}",
             "HTTP_HEADER_TIMEOUT": f"{bounds.header_timeout:g}",
             "HTTP_BODY_TIMEOUT": f"{bounds.body_timeout:g}",
+            "HTTP_BODY_TOTAL_TIMEOUT": f"{bounds.body_total_timeout:g}",
             "HTTP_MAX_CONNECTIONS": str(bounds.max_connections),
         }
     )
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nFault suite against {api.kind}, DB_STATEMENT_TIMEOUT="
         f"{bounds.statement_timeout:g} s, REQUEST_TIMEOUT={bounds.request_timeout:g}"
         f" s, HTTP_HEADER_TIMEOUT={bounds.header_timeout:g} s, "
-        f"HTTP_BODY_TIMEOUT={bounds.body_timeout:g} s; {elapsed:.0f} s in all\n"
+        f"HTTP_BODY_TIMEOUT={bounds.body_timeout:g} s, HTTP_BODY_TOTAL_TIMEOUT="
+        f"{bounds.body_total_timeout:g} s; {elapsed:.0f} s in all\n"
     )
     sys.stdout.write(report.table() + "\n")
     failed = len(report.failed)
