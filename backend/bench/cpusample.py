@@ -5,10 +5,10 @@ benchmark runs; `bench.cpu_report` then turns it into µs of CPU per request.
     ../.venv/bin/python -m bench.run --points list_w2,create_w2 --repeats 1
     kill %1; ../.venv/bin/python -m bench.cpu_report /tmp/cpu.jsonl bench/results/latest.json
 
-Groups: ours_api (the `app.main:app` uvicorn and its workers), ref_api (refapp),
+Groups: ours_api (`app.serve` or the `app.main:app` uvicorn, and its workers), ref_api (refapp),
 pg_ours / pg_ref (PostgreSQL backends connected to todo_bench / todo_bench_ref, from
 pg_stat_activity), pg_aux (PostgreSQL processes without a database: WAL writer,
-checkpointer...), pg_other, wrk, other. Linux only (/proc).
+checkpointer...), pg_other, pgbouncer, wrk, other. Linux only (/proc).
 """
 
 import argparse
@@ -44,6 +44,10 @@ def read_procs() -> dict[int, tuple[str, bytes, int, int]]:
     return procs
 
 
+def _is_ours(cmdline: bytes) -> bool:
+    return b"app.main:app" in cmdline or b"app.serve" in cmdline
+
+
 def group_of(
     pid: int, comm: str, parent: int, apis: dict[int, str], databases: dict[int, str | None]
 ) -> str:
@@ -52,6 +56,8 @@ def group_of(
     if comm == "postgres":
         name = databases.get(pid)
         return "pg_aux" if name is None else DATABASES.get(name, "pg_other")
+    if comm == "pgbouncer":
+        return "pgbouncer"
     return "wrk" if comm == "wrk" else "other"
 
 
@@ -65,7 +71,7 @@ async def sample(path: Path, seconds: float) -> None:
             rows = await conn.fetch("SELECT pid, datname FROM pg_stat_activity")
             databases = {row["pid"]: row["datname"] for row in rows}
             procs = read_procs()
-            apis = {pid: "ours_api" for pid, p in procs.items() if b"app.main:app" in p[1]}
+            apis = {pid: "ours_api" for pid, p in procs.items() if _is_ours(p[1])}
             apis |= {pid: "ref_api" for pid, p in procs.items() if b"refapp" in p[1]}
             groups: dict[str, float] = {}
             for pid, (comm, _, ticks, parent) in procs.items():

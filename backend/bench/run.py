@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="seed our database again (bench.seed --reset), e.g. after a password change",
     )
+    ap.add_argument(
+        "--server",
+        choices=("serve", "uvicorn"),
+        default="serve",
+        help="ours as `make serve` runs it (python -m app.serve, the default) or as plain "
+        "uvicorn (`make run`), to compare the two",
+    )
     ap.add_argument("--dsn", default=DEFAULT_DSN, help="our PostgreSQL database (libpq URL)")
     ap.add_argument("--ref-dsn", default=DEFAULT_REF_DSN, help="the reference's database")
     ap.add_argument(

@@ -77,7 +77,12 @@ def start_servers(
         name += "-embedded"
     uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
     ours_log = args.results_dir / "logs" / f"{stamp}-{name}.log"
-    cmd = [*pin, uvicorn, "app.main:app", *flags, *ours_flags, "--port", str(args.port)]
+    if args.server == "serve":
+        # As production serves it (make serve, the Docker image): the guarded protocol.
+        env |= {"HOST": HOST, "PORT": str(args.port), "WEB_CONCURRENCY": str(workers)}
+        cmd = [*pin, sys.executable, "-m", "app.serve"]
+    else:  # plain uvicorn, as make run serves it
+        cmd = [*pin, uvicorn, "app.main:app", *flags, *ours_flags, "--port", str(args.port)]
     where = f"embedded PostgreSQL under {embedded_dir}" if embedded_dir else "--dsn"
     log(f"starting ours ({workers} worker(s), {where}): {' '.join(cmd)}")
     ours = procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     PORT: int = Field(default=8000, ge=1, le=65535)
     WEB_CONCURRENCY: int = Field(default=1, ge=1, le=64)
     # Per worker process: one more connection is answered 503 `server_busy` at once.
-    HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1)
+    HTTP_MAX_CONNECTIONS: int = Field(default=2048, ge=1)
     # From the connection's opening (or the previous response's end) to a complete
     # request head; past it the connection is closed.
     HTTP_HEADER_TIMEOUT: float = Field(default=10.0, gt=0)
