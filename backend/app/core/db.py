@@ -19,7 +19,9 @@ The pool is asyncpg's, with three changes:
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import re
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -236,6 +238,8 @@ class Database:
         self._gate = FairGate(self._size)  # in front of asyncpg's own queue
         self._lock: asyncio.Lock | None = None
         self._query_loggers: list[Callable[[Any], None]] = []
+        self.pooled = pooled
+        self._functions: dict[str, str] = {}  # statement -> the call of its function
 
     @property
     def url(self) -> str | None:
@@ -322,10 +326,73 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    async def fetch_text(self, conn: Connection, sql: str, *args: Any) -> str:
+        """Run `sql`, a read returning one text value. On a direct connection as it is
+        (asyncpg's named statements keep its plan); through a transaction pooler as the
+        call of a PL/pgSQL function that wraps it.
+
+        Through the pooler nothing stays prepared, so PostgreSQL would parse and plan
+        the statement on every run (the list: 0.46 ms of planning for 1.28 ms of
+        execution). A PL/pgSQL function's plans are cached by each server connection,
+        across all the clients the pooler gives it to, and dropped by PostgreSQL itself
+        when a table they use changes. The function is named after a hash of the
+        statement, created on first use (by whichever worker comes first; again if it
+        has gone since), and called with the same bound parameters; `todo_q_*`
+        functions of statements no longer in the code are dead weight until a
+        migration drops them."""
+        if not self.pooled:
+            value: str = await conn.fetchval(sql, *args)
+            return value
+        for attempt in (1, 2):
+            call = self._functions.get(sql)
+            if call is None:
+                call = self._functions[sql] = await _function_for(conn, sql)
+            try:
+                value = await conn.fetchval(call, *args)
+                return value
+            except asyncpg.UndefinedFunctionError:
+                self._functions.pop(sql, None)  # dropped since: create it again, once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+FUNCTION_PREFIX = "todo_q_"
+_PLACEHOLDER = re.compile(r"\$(\d+)\b")
+
+
+async def _function_for(conn: Connection, sql: str) -> str:
+    """Create (if need be) the PL/pgSQL function that returns `sql`'s one text value;
+    the SQL that calls it with the same `$n` parameters. A statement of another shape
+    is returned unchanged."""
+    # Unnamed: with asyncpg's statement cache off (through a pooler) prepare() names
+    # nothing on the server.
+    statement = await conn.prepare(sql)
+    columns = statement.get_attributes()
+    if len(columns) != 1 or columns[0].type.name != "text" or "$todo$" in sql:
+        return sql
+    oids = [t.oid for t in statement.get_parameters()]
+    types: list[str] = await conn.fetchval(
+        "SELECT coalesce(array_agg(format_type(o, NULL) ORDER BY n), '{}') "
+        "FROM unnest($1::oid[]) WITH ORDINALITY AS t(o, n)",
+        oids,
+    )
+    name = FUNCTION_PREFIX + hashlib.sha256(sql.encode()).hexdigest()[:24]
+    arguments = ", ".join(f"p{n} {t}" for n, t in enumerate(types, start=1))
+    body = _PLACEHOLDER.sub(lambda m: f"p{m.group(1)}", sql)
+    try:
+        await conn.execute(
+            f"CREATE FUNCTION {name}({arguments}) RETURNS text LANGUAGE plpgsql STABLE "
+            f"AS $todo$ BEGIN RETURN ({body}); END $todo$"
+        )
+    except (asyncpg.DuplicateFunctionError, asyncpg.UniqueViolationError):
+        pass  # there already, or created by another worker just now
+    return f"SELECT {name}({', '.join(f'${n}' for n in range(1, len(types) + 1))})"
 
 
 async def get_database(request: Request) -> Database:

@@ -202,5 +202,6 @@ async def list_tasks(db: Database, user_id: uuid.UUID, query: TaskQuery) -> byte
     """The list as a JSON body (`TaskList`), rendered by the database (json_page.py)."""
     statement = _json_statement(Shape.of(query), query.offset == 0)
     async with db.connection() as conn:
-        body: str = await conn.fetchval(statement.sql, *statement.args(parameters(query, user_id)))
+        args = statement.args(parameters(query, user_id))
+        body = await db.fetch_text(conn, statement.sql, *args)
     return body.encode()
