@@ -343,13 +343,25 @@ class Database:
         if not self.pooled:
             value: str = await conn.fetchval(sql, *args)
             return value
+        text: str = await self._through_function(conn, sql, False, args)
+        return text
+
+    async def fetch_row(self, conn: Connection, sql: str, *args: Any) -> Any:
+        """Run `sql` (a write included) for its one row, as `fetch_text` does: through
+        a pooler as a (volatile) PL/pgSQL function returning the same columns."""
+        if not self.pooled:
+            return await conn.fetchrow(sql, *args)
+        return await self._through_function(conn, sql, True, args)
+
+    async def _through_function(
+        self, conn: Connection, sql: str, rows: bool, args: tuple[Any, ...]
+    ) -> Any:
         for attempt in (1, 2):
             call = self._functions.get(sql)
             if call is None:
-                call = self._functions[sql] = await _function_for(conn, sql)
+                call = self._functions[sql] = await _function_for(conn, sql, rows)
             try:
-                value = await conn.fetchval(call, *args)
-                return value
+                return await (conn.fetchrow if rows else conn.fetchval)(call, *args)
             except asyncpg.UndefinedFunctionError:
                 self._functions.pop(sql, None)  # dropped since: create it again, once
                 if attempt == 2:
@@ -366,33 +378,47 @@ FUNCTION_PREFIX = "todo_q_"
 _PLACEHOLDER = re.compile(r"\$(\d+)\b")
 
 
-async def _function_for(conn: Connection, sql: str) -> str:
-    """Create (if need be) the PL/pgSQL function that returns `sql`'s one text value;
-    the SQL that calls it with the same `$n` parameters. A statement of another shape
-    is returned unchanged."""
+async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
+    """Create (if need be) the PL/pgSQL function that runs `sql`: returning its one text
+    value (a read), or with `rows` its rows (a write too); the SQL that calls it with
+    the same `$n` parameters. A statement it cannot wrap is returned unchanged."""
     # Unnamed: with asyncpg's statement cache off (through a pooler) prepare() names
     # nothing on the server.
     statement = await conn.prepare(sql)
     columns = statement.get_attributes()
-    if len(columns) != 1 or columns[0].type.name != "text" or "$todo$" in sql:
+    if "$todo$" in sql or not columns:
         return sql
-    oids = [t.oid for t in statement.get_parameters()]
+    if not rows and (len(columns) != 1 or columns[0].type.name != "text"):
+        return sql
+    oids = [t.oid for t in statement.get_parameters()] + [c.type.oid for c in columns]
     types: list[str] = await conn.fetchval(
         "SELECT coalesce(array_agg(format_type(o, NULL) ORDER BY n), '{}') "
         "FROM unnest($1::oid[]) WITH ORDINALITY AS t(o, n)",
         oids,
     )
-    name = FUNCTION_PREFIX + hashlib.sha256(sql.encode()).hexdigest()[:24]
-    arguments = ", ".join(f"p{n} {t}" for n, t in enumerate(types, start=1))
+    parameters, results = types[: len(oids) - len(columns)], types[len(oids) - len(columns) :]
+    kind = "rows" if rows else "text"
+    name = FUNCTION_PREFIX + hashlib.sha256(f"{kind}:{sql}".encode()).hexdigest()[:24]
+    arguments = ", ".join(f"p{n} {t}" for n, t in enumerate(parameters, start=1))
     body = _PLACEHOLDER.sub(lambda m: f"p{m.group(1)}", sql)
-    try:
-        await conn.execute(
-            f"CREATE FUNCTION {name}({arguments}) RETURNS text LANGUAGE plpgsql STABLE "
-            f"AS $todo$ BEGIN RETURN ({body}); END $todo$"
+    if rows:
+        # The result columns become the function's OUT variables: a column of the same
+        # name in the statement must still mean the column.
+        out = ", ".join(f'"{c.name}" {t}' for c, t in zip(columns, results, strict=True))
+        definition = (
+            f"RETURNS TABLE ({out}) LANGUAGE plpgsql VOLATILE AS $todo$ "
+            f"#variable_conflict use_column\nBEGIN RETURN QUERY {body}; END $todo$"
         )
+    else:
+        definition = (
+            f"RETURNS text LANGUAGE plpgsql STABLE AS $todo$ BEGIN RETURN ({body}); END $todo$"
+        )
+    try:
+        await conn.execute(f"CREATE FUNCTION {name}({arguments}) {definition}")
     except (asyncpg.DuplicateFunctionError, asyncpg.UniqueViolationError):
         pass  # there already, or created by another worker just now
-    return f"SELECT {name}({', '.join(f'${n}' for n in range(1, len(types) + 1))})"
+    placeholders = ", ".join(f"${n}" for n in range(1, len(parameters) + 1))
+    return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
 
 
 async def get_database(request: Request) -> Database:

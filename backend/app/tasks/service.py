@@ -65,20 +65,22 @@ async def create_task(
         # trips (under load, open transactions holding the user's and tags' row locks
         # made the others wait).
         async with db.connection() as conn:
-            public = await _insert(conn, user_id, data)
+            public = await _insert(db, conn, user_id, data)
         return CreatedTask(public.id, public.version, public.model_dump_json().encode())
     async with db.transaction() as conn:
         stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
         if stored is not None:
             first = TaskPublic.model_validate_json(stored)
             return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
-        public = await _insert(conn, user_id, data)
+        public = await _insert(db, conn, user_id, data)
         body = public.model_dump_json()
         await idempotency.store(conn, user_id, key, 201, body)
     return CreatedTask(public.id, public.version, body.encode())
 
 
-async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> TaskPublic:
+async def _insert(
+    db: Database, conn: Connection, user_id: uuid.UUID, data: TaskCreate
+) -> TaskPublic:
     task_id, now = uuid7(), utcnow()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
@@ -94,7 +96,7 @@ async def _insert(conn: Connection, user_id: uuid.UUID, data: TaskCreate) -> Tas
     for _ in range(links.ENSURE_ATTEMPTS):
         params["tag_ids"] = [uuid.uuid4() for _ in keys]
         try:
-            row = await conn.fetchrow(statements.CREATE.sql, *statements.CREATE.args(params))
+            row = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
         project_ok, created, names = row

@@ -73,3 +73,27 @@ async def test_only_through_a_pooler(
         again = await pooled.get("/api/v1/tasks?limit=3", headers=user.headers)
         assert again.status_code == 200
     assert await _functions(db)
+
+
+async def test_creating_runs_as_a_function_with_the_same_outcome(
+    pooled_app: FastAPI, user: UserHandle
+) -> None:
+    async with client_for(pooled_app) as pooled:
+        with recorded_statements(pooled_app) as statements:
+            body = {"title": "Through the pooler", "tags": ["Work", "home"], "priority": "high"}
+            created = await pooled.post("/api/v1/tasks", json=body, headers=user.headers)
+            again = await pooled.post("/api/v1/tasks", json=body, headers=user.headers)
+            missing = await pooled.post(
+                "/api/v1/tasks",
+                json={"title": "x", "project_id": "00000000-0000-7000-8000-000000000000"},
+                headers=user.headers,
+            )
+        assert created.status_code == again.status_code == 201
+        assert missing.status_code == 422
+        assert missing.json()["code"] == "project_not_found"
+        task = created.json()
+        assert sorted(task["tags"]) == ["Work", "home"]
+        fetched = await pooled.get(f"/api/v1/tasks/{task['id']}", headers=user.headers)
+        assert fetched.json() == task
+    calls = [s for s in statements if s.startswith(f"SELECT * FROM {FUNCTION_PREFIX}")]
+    assert len(calls) == 3  # each create, the refused one included
