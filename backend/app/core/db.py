@@ -356,15 +356,22 @@ class Database:
     async def _through_function(
         self, conn: Connection, sql: str, rows: bool, args: tuple[Any, ...]
     ) -> Any:
+        run = conn.fetchrow if rows else conn.fetchval
+        in_transaction = conn.is_in_transaction()
         for attempt in (1, 2):
             call = self._functions.get(sql)
             if call is None:
+                if in_transaction:
+                    # Created here, the function would live or die with the caller's
+                    # transaction, and any error (another worker created it first)
+                    # would abort it: the plain statement this once.
+                    return await run(sql, *args)
                 call = self._functions[sql] = await _function_for(conn, sql, rows)
             try:
-                return await (conn.fetchrow if rows else conn.fetchval)(call, *args)
+                return await run(call, *args)
             except asyncpg.UndefinedFunctionError:
                 self._functions.pop(sql, None)  # dropped since: create it again, once
-                if attempt == 2:
+                if attempt == 2 or in_transaction:
                     raise
         raise AssertionError("unreachable")
 

@@ -97,3 +97,31 @@ async def test_creating_runs_as_a_function_with_the_same_outcome(
         assert fetched.json() == task
     calls = [s for s in statements if s.startswith(f"SELECT * FROM {FUNCTION_PREFIX}")]
     assert len(calls) == 3  # each create, the refused one included
+
+
+async def test_a_first_create_inside_a_transaction(
+    make_app: AppFactory, pooled_app: FastAPI, user: UserHandle
+) -> None:
+    """A worker whose first create carries an Idempotency-Key (a transaction) while the
+    function exists already (another worker made it): creating it there failed and
+    aborted the transaction (500s seen in a rolling restart through PgBouncer)."""
+    async with client_for(pooled_app) as other_worker:
+        made = await other_worker.post("/api/v1/tasks", json={"title": "a"}, headers=user.headers)
+        assert made.status_code == 201
+    fresh = make_app(DATABASE_POOLER="transaction")
+    async with client_for(fresh) as worker:
+        for n in range(2):
+            response = await worker.post(
+                "/api/v1/tasks",
+                json={"title": f"keyed {n}"},
+                headers={**user.headers, "Idempotency-Key": f"first-{n}"},
+            )
+            assert response.status_code == 201, response.text
+        plain = await worker.post("/api/v1/tasks", json={"title": "b"}, headers=user.headers)
+        assert plain.status_code == 201
+        keyed = await worker.post(
+            "/api/v1/tasks",
+            json={"title": "keyed 2"},
+            headers={**user.headers, "Idempotency-Key": "first-2"},
+        )
+        assert keyed.status_code == 201, keyed.text  # now through the known function
