@@ -167,30 +167,35 @@ async def _revoke_logout(client: httpx.AsyncClient, url: str, user: dict[str, An
     return str(user["access_token"])
 
 
-async def _revoke_logout_all(client: httpx.AsyncClient, url: str, user: dict[str, Any]) -> str:
+async def _from_other_session(
+    client: httpx.AsyncClient,
+    url: str,
+    user: dict[str, Any],
+    method: str,
+    path: str,
+    body: dict[str, str] | None = None,
+) -> str:
+    """Revoke the user's session from a second session of theirs (a fresh login);
+    the first session's access token, to probe."""
     other = await _login(client, url, user["email"])
     headers = _bearer(other["access_token"])
-    response = await client.post(f"{url}/api/v1/auth/logout-all", headers=headers)
+    response = await client.request(method, f"{url}{path}", json=body, headers=headers)
     assert response.status_code == 204, response.text
     return str(user["access_token"])
+
+
+async def _revoke_logout_all(client: httpx.AsyncClient, url: str, user: dict[str, Any]) -> str:
+    return await _from_other_session(client, url, user, "POST", "/api/v1/auth/logout-all")
 
 
 async def _revoke_session(client: httpx.AsyncClient, url: str, user: dict[str, Any]) -> str:
-    other = await _login(client, url, user["email"])
-    victim = user["session_id"]
-    headers = _bearer(other["access_token"])
-    response = await client.delete(f"{url}/api/v1/auth/sessions/{victim}", headers=headers)
-    assert response.status_code == 204, response.text
-    return str(user["access_token"])
+    path = f"/api/v1/auth/sessions/{user['session_id']}"
+    return await _from_other_session(client, url, user, "DELETE", path)
 
 
 async def _revoke_password(client: httpx.AsyncClient, url: str, user: dict[str, Any]) -> str:
-    other = await _login(client, url, user["email"])
     body = {"current_password": PASSWORD, "new_password": PASSWORD + " changed"}
-    headers = _bearer(other["access_token"])
-    response = await client.post(f"{url}/api/v1/auth/password", json=body, headers=headers)
-    assert response.status_code == 204, response.text
-    return str(user["access_token"])
+    return await _from_other_session(client, url, user, "POST", "/api/v1/auth/password", body)
 
 
 async def _revoke_account(client: httpx.AsyncClient, url: str, user: dict[str, Any]) -> str:
