@@ -13,7 +13,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import api_router, health_router
 from app.auth.revocations import SessionCache
-from app.auth.service import TOUCH_INTERVAL, AuthContext
+from app.auth.service import TOUCH_INTERVAL, AuthContext, ExternalAccounts
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -21,7 +21,8 @@ from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware
 from app.core.ratelimit import RateLimiter
-from app.core.security import PasswordHasher, TokenService
+from app.core.security import PasswordHasher
+from app.core.tokens import TokenService
 
 if TYPE_CHECKING:
     from app.core.embedded import EmbeddedDatabase
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limiter = RateLimiter(settings)
     sessions = SessionCache(ttl=TOUCH_INTERVAL.total_seconds())
     database = Database(settings)
+    tokens = TokenService(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await sessions.stop()
+            await tokens.close()
             hasher.close()
             await database.close()
             if server is not None:
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.auth = AuthContext(settings, hasher, TokenService(settings), limiter, sessions)
+    app.state.auth = AuthContext(settings, hasher, tokens, limiter, sessions, ExternalAccounts())
 
     register_handlers(app)
     app.include_router(health_router)

@@ -61,7 +61,8 @@ def run_point(
     try:
         req = point.build(ctx, point.user)
         result.request = req.describe()
-        ours = _target(ctx.base, req, ctx.token(point.user))
+        token = ctx.external_token(point.user) if point.external else ctx.token(point.user)
+        ours = _target(ctx.base, req, token)
         _probe(ours)
     except _POINT_ERRORS as exc:
         ours, result.error = None, _describe(exc)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.idp import IdentityProvider
 from bench.prepare import SeedPlan
 from bench.procs import HOST, http_json
 from bench.results import MAX_STORM_P99_RATIO, Budget
@@ -22,6 +23,7 @@ CREATE_BODY = '{"title":"Buy milk","description":"2 litres","tags":["home","erra
 PATCH_BODY = '{"priority":"high"}'
 REF_CREATE_BODY = '{"title":"Buy milk","description":"2 litres"}'
 TOKEN_MAX_AGE_S = 600  # our access tokens live 15 minutes by default
+EXTERNAL_COPIES = 100  # tasks the external twin of a bench user gets (the first page is 50)
 
 # bench users (numbers), one per role
 LIST_USER, FILTER_USER, SEARCH_USER, GET_USER = 1, 2, 3, 4
@@ -64,6 +66,9 @@ class Context:
         self.search_word_override = search_word
         self._tokens: dict[int, tuple[float, str]] = {}
         self.found: dict[str, Any] = {}
+        # The Better Auth stand-in (list_external), set by run.py for the whole run.
+        self.idp: IdentityProvider | None = None
+        self._external: dict[int, tuple[float, str]] = {}
 
     def token(self, user: int) -> str:
         cached = self._tokens.get(user)
@@ -78,6 +83,40 @@ class Context:
             )
         self._tokens[user] = (time.monotonic(), data["access_token"])
         return str(data["access_token"])
+
+    def external_token(self, user: int) -> str:
+        """A Better Auth token (EdDSA) for bench user `user`'s external twin: an account
+        of its own (sub `bench-external-<n>`), given copies of the user's newest tasks
+        on first use, so that its list is the same work as the user's."""
+        if self.idp is None:
+            raise PointError("no identity provider in this run")
+        cached = self._external.get(user)
+        if cached and time.monotonic() - cached[0] < TOKEN_MAX_AGE_S:
+            return cached[1]
+        token = self.idp.token(f"bench-external-{user}")
+        self._copy_tasks(user, token)
+        self._external[user] = (time.monotonic(), token)
+        return token
+
+    def _copy_tasks(self, user: int, token: str) -> None:
+        url = f"{self.base}{API}/tasks"
+        status, data = http_json("GET", f"{url}?limit=1", token=token, timeout=30)
+        if status != 200:
+            raise PointError(
+                f"GET {API}/tasks with a Better Auth token answered {status}: {_short(data)}"
+            )
+        if data["total"] >= EXTERNAL_COPIES:
+            return
+        fields = ("title", "description", "priority", "due_date", "project_id", "tags")
+        for item in reversed(self._items(user, limit=EXTERNAL_COPIES)):  # oldest first
+            body = {k: item[k] for k in fields if item.get(k) is not None and k != "project_id"}
+            status, created = http_json("POST", url, body, token=token, timeout=30)
+            if status != 201:
+                raise PointError(
+                    f"copying a task for the external twin: {status} {_short(created)}"
+                )
+            if item.get("completed"):
+                http_json("PATCH", f"{url}/{created['id']}", {"completed": True}, token=token)
 
     def get(self, path: str, user: int) -> Any:
         status, data = http_json("GET", f"{self.base}{path}", token=self.token(user), timeout=60)
@@ -164,6 +203,9 @@ class Point:
     # (DATABASE_POOLER=transaction, DATABASE_DIRECT_URL=--dsn); `versus` names the
     # direct point of the same request, for the pooled/direct ratio.
     pooler: bool = False
+    # With a Better Auth token (EdDSA, verified against the run's JWKS) for the user's
+    # external twin instead of our own token.
+    external: bool = False
     versus: str | None = None
     wrk_timeout_s: int | None = None  # default: --wrk-timeout
     # A warm-up's abandoned logins stay queued for bcrypt and would eat the measured run.
@@ -254,6 +296,9 @@ POINTS = [
           versus="list", budget=Budget(min_versus_ratio=0.8)),
     Point("create_pooler", "POST /tasks, PgBouncer", _create, CREATE_USER, pooler=True,
           versus="create", budget=Budget(min_versus_ratio=0.8)),
+    # A Better Auth (EdDSA) token instead of ours, beside `list` in the same run.
+    Point("list_external", "GET /tasks, Better Auth token", _list, LIST_USER, external=True,
+          versus="list", budget=Budget(min_versus_ratio=0.95)),
     Point("health", "GET /health", _health, LIST_USER, default=False),
 ]  # fmt: skip
 BY_KEY = {p.key: p for p in POINTS}

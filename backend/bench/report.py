@@ -142,8 +142,8 @@ def markdown(points: list[PointResult], meta: dict[str, Any]) -> str:
     if versus:
         lines += [""]
         lines += _table(
-            ["through PgBouncer (transaction mode)", "req/s", "direct point", "direct req/s",
-             "pooled / direct", "budget"],
+            ["compared point (PgBouncer: transaction mode)", "req/s", "with", "its req/s",
+             "ratio", "budget"],
             [_versus_row(p) for p in versus],
         )  # fmt: skip
     notes = _notes(points)

@@ -36,7 +36,7 @@ class Budget:
         if self.max_storm_ratio is not None:
             parts.append(f"p99 ratio <{self.max_storm_ratio:g}")
         if self.min_versus_ratio is not None:
-            parts.append(f"≥{self.min_versus_ratio:g}× the direct point")
+            parts.append(f"≥{self.min_versus_ratio:g}× the point it is compared with")
         parts.append(f"RSS <{MAX_RSS_MB:g} MB")
         return ", ".join(parts)
 
@@ -194,7 +194,9 @@ def _misses(point: PointResult, budget: Budget, ours: Summary) -> list[str]:
     if budget.min_versus_ratio is not None:
         versus = point.versus_ratio()
         if versus is None or versus < budget.min_versus_ratio:
-            misses.append(f"{versus}× direct<{budget.min_versus_ratio:g}")
+            misses.append(
+                f"{versus}× {point.versus.key if point.versus else '?'}<{budget.min_versus_ratio:g}"
+            )
     if ours.non2xx:
         misses.append(f"{ours.non2xx} non-2xx")
     if budget.zero_errors and ours.socket_errors:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import measure, prepare, procs, report, wrk
+from bench.idp import IdentityProvider
 from bench.points import BY_KEY, POINTS, Context, Point, PointError
 from bench.procs import HOST, HarnessError
 from bench.results import PointResult
@@ -287,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         False: Context(plan, args.port, args.ref_port, args.search_word, "external"),
         True: Context(plan, args.port, args.ref_port, args.search_word, "embedded"),
     }
+    # A Better Auth stand-in for list_external: every server of ours trusts its JWKS.
+    idp = IdentityProvider()
+    args.server_env = [*args.server_env, *idp.server_env()]
+    for ctx in contexts.values():
+        ctx.idp = idp
     embedded = prepare.EmbeddedServer(args.embedded_data_dir)
     seeding: dict[str, float | None] = {}
     meta["seeding_s"] = seeding  # None: already seeded
@@ -306,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         for signum in procs.STOP_SIGNALS:  # a second Ctrl-C must not cut this short
             signal.signal(signum, signal.SIG_IGN)
         procs.stop_all()
+        idp.stop()
         # After our servers: the last to release stops the embedded server.
         embedded.release(log)
     if results:

@@ -24,6 +24,8 @@ os.environ.update(
     {
         "ENVIRONMENT": "test",
         "SECRET_KEY": "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        # External HS256 tokens are accepted beside ours in every test (tests/auth/external.py)
+        "EXTERNAL_JWT_SECRET": "better-auth-secret-for-the-tests-0123456789-abcdef",
         "BCRYPT_ROUNDS": "4",
         "RATE_LIMIT_ENABLED": "false",
         "DATA_DIR": str(_TMP),

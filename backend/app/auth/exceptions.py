@@ -1,8 +1,15 @@
 """Auth errors (domain exceptions: status and code, no FastAPI)."""
 
-from app.core.errors import Conflict, InvalidCredentials, InvalidToken, NotFound
+from app.core.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound
 
-__all__ = ["EmailTaken", "InvalidCredentials", "InvalidToken", "SessionNotFound"]
+__all__ = [
+    "EmailTaken",
+    "ExternalAccount",
+    "InvalidCredentials",
+    "InvalidToken",
+    "LocalAuthDisabled",
+    "SessionNotFound",
+]
 
 
 class EmailTaken(Conflict):
@@ -13,3 +20,18 @@ class EmailTaken(Conflict):
 class SessionNotFound(NotFound):
     code = "session_not_found"
     detail = "Session not found"
+
+
+class ExternalAccount(Forbidden):
+    code = "external_account"
+    detail = (
+        "This account signs in with its identity provider: sessions, refresh tokens "
+        "and passwords are managed there"
+    )
+
+
+class LocalAuthDisabled(NotFound):
+    """LOCAL_AUTH_ENABLED=false: the route of our own sign-in does not exist."""
+
+    code = "not_found"
+    detail = "Not found"

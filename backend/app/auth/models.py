@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import CheckConstraint, DateTime, Index, text
 from sqlmodel import Field, SQLModel
 
 from app.core.schemas import utcnow
@@ -19,13 +19,35 @@ def _timestamp() -> Any:
 class User(SQLModel, table=True):
     # Named user_account, not user: "user" is a reserved word in PostgreSQL.
     __tablename__ = "user_account"
+    # Emails are unique among our own accounts only: an external account's email is
+    # the identity provider's claim, never used to sign in or to find an account.
+    __table_args__ = (
+        Index(
+            "uq_user_account_local_email",
+            "email",
+            unique=True,
+            postgresql_where=text("external_subject IS NULL"),
+        ),
+        CheckConstraint(
+            "(external_subject IS NULL AND email IS NOT NULL AND hashed_password IS NOT NULL)"
+            " OR (external_subject IS NOT NULL AND hashed_password IS NULL)",
+            name="local_or_external",
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    email: str = Field(max_length=320, unique=True)  # stored trimmed and lower-cased
+    email: str | None = Field(default=None, max_length=320)  # trimmed and lower-cased
     name: str | None = Field(default=None, max_length=100)
-    hashed_password: str = Field(max_length=255)
+    # None for an external account (signed in by its identity provider).
+    hashed_password: str | None = Field(default=None, max_length=255)
+    # The `sub` of an external identity provider's tokens; None for our own accounts.
+    external_subject: str | None = Field(default=None, max_length=255, unique=True)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+    @property
+    def auth_provider(self) -> str:
+        return "local" if self.external_subject is None else "external"
 
 
 class UserSession(SQLModel, table=True):

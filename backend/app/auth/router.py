@@ -8,7 +8,16 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
 from app.auth import service
-from app.auth.dependencies import AuthDep, Claims, Client, CurrentUser
+from app.auth.dependencies import (
+    AuthDep,
+    Claims,
+    Client,
+    CurrentUser,
+    LocalUser,
+    oauth2_scheme,
+    require_local_auth,
+)
+from app.auth.exceptions import ExternalAccount
 from app.auth.schemas import (
     AccountDeletion,
     AuthResponse,
@@ -22,11 +31,14 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.core.db import DatabaseDep
-from app.core.errors import ValidationFailed
+from app.core.errors import ServiceUnavailable, ValidationFailed
 from app.core.openapi import problems
 from app.core.sanitize import forbidden_character, sanitize_text
+from app.core.tokens import ExternalIdentity, TokenError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+# Our own sign-in and sessions: 404 with LOCAL_AUTH_ENABLED=false.
+LOCAL = [Depends(require_local_auth)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM_FIELD = {"email": "username", "password": "password"}
 
@@ -45,7 +57,11 @@ def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
 
 
 @router.post(
-    "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429, 503)
+    "/signup",
+    dependencies=LOCAL,
+    status_code=201,
+    response_model=AuthResponse,
+    responses=problems(409, 415, 429, 503),
 )
 async def signup(
     data: SignupRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
@@ -57,7 +73,12 @@ async def signup(
     return _auth_response(issued)
 
 
-@router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
+@router.post(
+    "/login",
+    dependencies=LOCAL,
+    response_model=AuthResponse,
+    responses=problems(401, 415, 429, 503),
+)
 async def login(
     data: LoginRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
@@ -68,7 +89,9 @@ async def login(
     return _auth_response(issued)
 
 
-@router.post("/token", response_model=TokenResponse, responses=problems(401, 429, 503))
+@router.post(
+    "/token", dependencies=LOCAL, response_model=TokenResponse, responses=problems(401, 429, 503)
+)
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: DatabaseDep,
@@ -111,25 +134,47 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
     raise ValidationFailed(errors=errors)
 
 
-@router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
+@router.post(
+    "/refresh",
+    dependencies=LOCAL,
+    response_model=AuthResponse,
+    responses=problems(401, 415, 429, 503),
+)
 async def refresh_tokens(
-    data: RefreshRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
+    data: RefreshRequest,
+    db: DatabaseDep,
+    auth: AuthDep,
+    client: Client,
+    response: Response,
+    bearer: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> AuthResponse:
     """Trade a refresh token for a new pair; the old one is spent."""
+    if bearer and auth.tokens.external_enabled:
+        await _refuse_external(auth, bearer)
     await auth.limiter.hit(auth.settings.REFRESH_RATE_LIMIT, "refresh", client.address)
     issued = await service.refresh(db, auth, data.refresh_token, client.user_agent)
     _no_store(response)
     return _auth_response(issued)
 
 
-@router.post("/logout", status_code=204, responses=problems(401))
-async def logout(db: DatabaseDep, auth: AuthDep, claims: Claims, _: CurrentUser) -> None:
+async def _refuse_external(auth: service.AuthContext, token: str) -> None:
+    """An external account's token sent to refresh: its provider refreshes it (403)."""
+    try:
+        verified = await auth.tokens.verify(token)
+    except (TokenError, ServiceUnavailable):
+        return  # not a token this route acts on: the body decides
+    if isinstance(verified, ExternalIdentity):
+        raise ExternalAccount()
+
+
+@router.post("/logout", dependencies=LOCAL, status_code=204, responses=problems(401, 403))
+async def logout(db: DatabaseDep, auth: AuthDep, claims: Claims, _: LocalUser) -> None:
     """End this session: its access and refresh tokens stop working at once."""
     await service.logout(db, auth, claims)
 
 
-@router.post("/logout-all", status_code=204, responses=problems(401))
-async def logout_all(db: DatabaseDep, auth: AuthDep, user: CurrentUser) -> None:
+@router.post("/logout-all", dependencies=LOCAL, status_code=204, responses=problems(401, 403))
+async def logout_all(db: DatabaseDep, auth: AuthDep, user: LocalUser) -> None:
     """End every session of the user."""
     await service.logout_all(db, auth, user)
 
@@ -148,9 +193,14 @@ async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> Use
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.post("/password", status_code=204, responses=problems(401, 415, 429, 503))
+@router.post(
+    "/password",
+    dependencies=LOCAL,
+    status_code=204,
+    responses=problems(401, 403, 415, 429, 503),
+)
 async def change_password(
-    data: PasswordChange, db: DatabaseDep, auth: AuthDep, user: CurrentUser, claims: Claims
+    data: PasswordChange, db: DatabaseDep, auth: AuthDep, user: LocalUser, claims: Claims
 ) -> None:
     """Change the password; every other session ends."""
     await service.change_password(db, auth, user, claims, data.current_password, data.new_password)
@@ -158,14 +208,20 @@ async def change_password(
 
 @router.delete("/me", status_code=204, responses=problems(401, 415, 429, 503))
 async def delete_me(
-    data: AccountDeletion, db: DatabaseDep, auth: AuthDep, user: CurrentUser
+    db: DatabaseDep, auth: AuthDep, user: CurrentUser, data: AccountDeletion | None = None
 ) -> None:
-    """Delete the account and all its data (the password confirms it)."""
-    await service.delete_account(db, auth, user, data.password)
+    """Delete the account and all its data. Our own accounts confirm with their
+    password; an external account (signed in by its identity provider) needs no body."""
+    await service.delete_account(db, auth, user, data.password if data else None)
 
 
-@router.get("/sessions", response_model=list[SessionPublic], responses=problems(401))
-async def list_sessions(db: DatabaseDep, user: CurrentUser, claims: Claims) -> list[SessionPublic]:
+@router.get(
+    "/sessions",
+    dependencies=LOCAL,
+    response_model=list[SessionPublic],
+    responses=problems(401, 403),
+)
+async def list_sessions(db: DatabaseDep, user: LocalUser, claims: Claims) -> list[SessionPublic]:
     """The user's active sessions; `current` marks the caller's."""
     sessions = await service.list_sessions(db, user)
     return [
@@ -180,9 +236,14 @@ async def list_sessions(db: DatabaseDep, user: CurrentUser, claims: Claims) -> l
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=problems(401, 404))
+@router.delete(
+    "/sessions/{session_id}",
+    dependencies=LOCAL,
+    status_code=204,
+    responses=problems(401, 403, 404),
+)
 async def revoke_session(
-    session_id: uuid.UUID, db: DatabaseDep, auth: AuthDep, user: CurrentUser
+    session_id: uuid.UUID, db: DatabaseDep, auth: AuthDep, user: LocalUser
 ) -> None:
     """End one of the user's sessions."""
     await service.revoke_session(db, auth, user, session_id)

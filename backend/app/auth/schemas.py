@@ -52,8 +52,12 @@ class AccountDeletion(InputModel):
 
 class UserPublic(BaseModel):
     id: uuid.UUID
-    email: str
+    # None only for an external account whose identity provider sent no email claim.
+    email: str | None
     name: str | None
+    auth_provider: Literal["local", "external"] = Field(
+        description="`local`: signs in here; `external`: by its identity provider's tokens"
+    )
     created_at: Timestamp
 
 

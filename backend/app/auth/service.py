@@ -14,24 +14,51 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from app.auth import statements as sql
-from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
+from app.auth.exceptions import (
+    EmailTaken,
+    ExternalAccount,
+    InvalidCredentials,
+    InvalidToken,
+    SessionNotFound,
+)
 from app.auth.models import User, UserSession
 from app.auth.revocations import SessionCache
 from app.auth.schemas import SignupRequest
 from app.core.config import Settings
 from app.core.db import Database
+from app.core.errors import ServiceUnavailable, ValidationFailed
 from app.core.ratelimit import RateLimiter
 from app.core.schemas import utcnow
-from app.core.security import (
-    AccessClaims,
-    PasswordHasher,
-    TokenService,
-    hash_refresh_token,
-    new_refresh_token,
-)
+from app.core.security import PasswordHasher, hash_refresh_token, new_refresh_token
+from app.core.tokens import AccessClaims, ExternalIdentity, TokenService
 
 # last_used_at is written at most this often per session, not on every request.
 TOUCH_INTERVAL = timedelta(minutes=5)
+# An external account's one session row ends with the account, not before.
+EXTERNAL_SESSION_LIFETIME = timedelta(days=365 * 100)
+EXTERNAL_ACCOUNTS_CACHED = 10_000
+PROVISION_ATTEMPTS = 3
+
+
+class ExternalAccounts:
+    """External subjects' account ids, per worker and bounded: a known subject's request
+    costs no database round trip to find its account (its session check is the same
+    as everyone's, cached by SessionCache and evicted at once when the account goes)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, uuid.UUID] = {}
+
+    async def claims(self, db: Database, identity: ExternalIdentity) -> AccessClaims:
+        user_id = self._ids.get(identity.subject)
+        if user_id is None:
+            user_id = await provision_external(db, identity)
+            if len(self._ids) >= EXTERNAL_ACCOUNTS_CACHED:
+                del self._ids[next(iter(self._ids))]
+            self._ids[identity.subject] = user_id
+        return AccessClaims(user_id, user_id, identity)
+
+    def forget(self, subject: str) -> None:
+        self._ids.pop(subject, None)
 
 
 @dataclass(slots=True)
@@ -43,6 +70,7 @@ class AuthContext:
     tokens: TokenService
     limiter: RateLimiter
     sessions: SessionCache
+    external: ExternalAccounts
 
 
 @dataclass(slots=True)
@@ -147,6 +175,30 @@ async def refresh(
     return _tokens(auth, _user(row), session_id, raw)
 
 
+async def provision_external(db: Database, identity: ExternalIdentity) -> uuid.UUID:
+    """The account of an external subject, created by its first valid token. Never
+    linked to one of our accounts by email: the subject alone decides."""
+    for _ in range(PROVISION_ATTEMPTS):
+        now = utcnow()
+        args = (identity.subject, uuid.uuid4(), identity.email, identity.name, now)
+        try:
+            async with db.connection() as conn:
+                user_id: uuid.UUID | None = await conn.fetchval(
+                    sql.PROVISION_EXTERNAL, *args, now + EXTERNAL_SESSION_LIFETIME
+                )
+        except asyncpg.ForeignKeyViolationError:
+            continue  # the account was deleted between the statement's read and write
+        if user_id is not None:
+            return user_id
+    raise ServiceUnavailable(headers={"Retry-After": "1"})  # pragma: no cover - a race, thrice
+
+
+def require_local(user: User) -> None:
+    """Sessions, refresh tokens and passwords are our own accounts' business."""
+    if user.external_subject is not None:
+        raise ExternalAccount()
+
+
 def _check_args(claims: AccessClaims) -> tuple[uuid.UUID, uuid.UUID, datetime, datetime]:
     now = utcnow()
     return claims.session_id, claims.user_id, now, now - TOUCH_INTERVAL
@@ -194,10 +246,11 @@ async def update_name(db: Database, user: User, name: str | None) -> User:
 async def _check_password(auth: AuthContext, user: User, password: str) -> None:
     """Verify the caller's password (brute force limited per account, like login).
     No connection is held: the user was loaded by the request's dependency."""
-    await auth.limiter.check(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", user.email)
+    account = user.email or str(user.id)
+    await auth.limiter.check(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", account)
     ok, _ = await auth.hasher.verify(password, user.hashed_password)
     if not ok:
-        await auth.limiter.hit(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", user.email)
+        await auth.limiter.hit(auth.settings.FAILED_LOGIN_LIMIT, "failed-login", account)
         raise InvalidCredentials("The current password is not correct")
 
 
@@ -217,8 +270,15 @@ async def change_password(
     auth.sessions.forget_user(user.id)
 
 
-async def delete_account(db: Database, auth: AuthContext, user: User, password: str) -> None:
-    await _check_password(auth, user, password)
+async def delete_account(db: Database, auth: AuthContext, user: User, password: str | None) -> None:
+    """Our accounts confirm with their password; an external one needs none (its
+    provider signed the request's token)."""
+    if user.external_subject is None:
+        if password is None:
+            raise ValidationFailed(errors=[{"field": "body.password", "message": "Field required"}])
+        await _check_password(auth, user, password)
+    else:
+        auth.external.forget(user.external_subject)
     async with db.connection() as conn:
         await conn.execute(sql.DELETE_USER, user.id)
     auth.sessions.forget_user(user.id)

@@ -10,7 +10,15 @@ their type from an INSERT's target there.
 """
 
 # The user as `User(**row)` takes it, unqualified and from the alias `u`.
-USER_FIELDS = ("id", "email", "name", "hashed_password", "created_at", "updated_at")
+USER_FIELDS = (
+    "id",
+    "email",
+    "name",
+    "hashed_password",
+    "external_subject",
+    "created_at",
+    "updated_at",
+)
 USER_COLUMNS = ", ".join(USER_FIELDS)
 _U_COLUMNS = ", ".join(f"u.{name}" for name in USER_FIELDS)
 
@@ -31,7 +39,40 @@ INSERT INTO refresh_token (token_hash, session_id, created_at)
 SELECT $9::varchar, id, $5::timestamptz FROM new_session
 """
 
-GET_USER_BY_EMAIL = f"SELECT {USER_COLUMNS} FROM user_account WHERE email = $1"
+# Our own accounts only: an external account's email is its provider's claim.
+GET_USER_BY_EMAIL = (
+    f"SELECT {USER_COLUMNS} FROM user_account WHERE email = $1 AND external_subject IS NULL"
+)
+
+# The account of external subject $1 (a token's `sub`), created as $2 with profile
+# $3 (email) and $4 (name) at $5 if it is new, with the one session row an external
+# account has (id = the account's id, ending at $6: it lives as long as the account,
+# and its deletion, by cascade, is what tells every worker the account is gone). A
+# changed email claim updates the profile. No row: a concurrent first request for the
+# same subject created it meanwhile (this statement's snapshot predates it): run again.
+PROVISION_EXTERNAL = """
+WITH found AS (
+    SELECT id FROM user_account WHERE external_subject = $1
+), refreshed AS (
+    UPDATE user_account SET email = $3, updated_at = $5
+    WHERE id = (SELECT id FROM found) AND $3::varchar IS NOT NULL AND email IS DISTINCT FROM $3
+), created AS (
+    INSERT INTO user_account
+        (id, email, name, hashed_password, external_subject, created_at, updated_at)
+    SELECT $2::uuid, $3::varchar, $4::varchar, NULL, $1::varchar, $5::timestamptz,
+        $5::timestamptz
+    WHERE NOT EXISTS (SELECT FROM found)
+    ON CONFLICT (external_subject) DO NOTHING
+    RETURNING id
+), account AS (
+    SELECT id FROM found UNION ALL SELECT id FROM created
+), session AS (
+    INSERT INTO user_session (id, user_id, created_at, last_used_at, expires_at, user_agent)
+    SELECT id, id, $5::timestamptz, $5::timestamptz, $6::timestamptz, NULL FROM account
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT id FROM account
+"""
 
 # A new session for user $1, whose password was just verified against hash $2; $3,
 # when not null, replaces that hash (the upgrade on login), but only if it is still

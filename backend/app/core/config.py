@@ -6,8 +6,9 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Placeholders that must never sign tokens outside development (the official
@@ -70,6 +71,19 @@ class Settings(BaseSettings):
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=30, ge=1)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=31)
     PASSWORD_HASH_THREADS: int = Field(default=2, ge=1, le=32)
+
+    # Tokens from an external identity provider (Better Auth's JWT plugin): see
+    # app/core/tokens.py and the README's "Signing in with Better Auth".
+    EXTERNAL_JWKS_URL: str = ""
+    EXTERNAL_JWT_SECRET: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("EXTERNAL_JWT_SECRET", "BETTER_AUTH_SECRET")
+    )
+    EXTERNAL_JWT_ISSUER: str = ""
+    EXTERNAL_JWT_AUDIENCE: str = ""
+    EXTERNAL_JWKS_CACHE_SECONDS: int = Field(default=300, ge=1)
+    # false: only external tokens; signup, login, token, refresh, password, logout and
+    # session routes answer 404.
+    LOCAL_AUTH_ENABLED: bool = True
 
     RATE_LIMIT_ENABLED: bool = True
     LOGIN_RATE_LIMIT: str = "10/minute"
@@ -151,7 +165,35 @@ class Settings(BaseSettings):
         if self.SECRET_KEY is None and self.ENVIRONMENT is Environment.DEVELOPMENT:
             self.SECRET_KEY = SecretStr(_local_dev_secret(self.DATA_DIR))
         self._check_secret()
+        self._check_external()
         return self
+
+    def _check_external(self) -> None:
+        secret = self.EXTERNAL_JWT_SECRET
+        if secret is not None and not secret.get_secret_value().strip():
+            self.EXTERNAL_JWT_SECRET = secret = None
+        self.EXTERNAL_JWKS_URL = self.EXTERNAL_JWKS_URL.strip()
+        if secret is not None:
+            value = secret.get_secret_value()
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"EXTERNAL_JWT_SECRET (BETTER_AUTH_SECRET) must be at least "
+                    f"{MIN_SECRET_BYTES} bytes"
+                )
+            if self.SECRET_KEY is not None and value == self.SECRET_KEY.get_secret_value():
+                raise ValueError(
+                    "EXTERNAL_JWT_SECRET must differ from SECRET_KEY: a token the identity "
+                    "provider signs must never pass for one of ours"
+                )
+        if self.EXTERNAL_JWKS_URL:
+            problem = _jwks_url_problem(self.EXTERNAL_JWKS_URL, self.ENVIRONMENT)
+            if problem:
+                raise ValueError(problem)
+        if not self.LOCAL_AUTH_ENABLED and secret is None and not self.EXTERNAL_JWKS_URL:
+            raise ValueError(
+                "LOCAL_AUTH_ENABLED=false needs EXTERNAL_JWKS_URL or EXTERNAL_JWT_SECRET: "
+                "otherwise nobody could sign in"
+            )
 
     def _check_secret(self) -> None:
         if self.ENVIRONMENT is Environment.DEVELOPMENT:
@@ -191,6 +233,30 @@ class Settings(BaseSettings):
     def secret_key_bytes(self) -> bytes:
         assert self.SECRET_KEY is not None  # guaranteed by _defaults_and_secret
         return self.SECRET_KEY.get_secret_value().encode()
+
+
+def _jwks_url_problem(url: str, environment: Environment) -> str | None:
+    """Why EXTERNAL_JWKS_URL is refused, if it is: https only, except plain http to a
+    loopback host (or in development). The message holds no part of the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "EXTERNAL_JWKS_URL must be an https:// URL"
+    if parts.scheme == "http" and environment is not Environment.DEVELOPMENT:
+        if not _loopback(parts.hostname):
+            return (
+                "EXTERNAL_JWKS_URL must use https:// outside development "
+                "(plain http only to a loopback host)"
+            )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _local_dev_secret(data_dir: Path) -> str:

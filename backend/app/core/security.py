@@ -1,24 +1,16 @@
-"""Password hashing and JWTs: the only module that touches passlib and python-jose."""
+"""Password hashing and refresh tokens: the only module that touches passlib (JWTs:
+tokens.py)."""
 
 import asyncio
 import hashlib
 import os
 import secrets
 import threading
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jose import jwt
 from passlib.context import CryptContext
 
-from app.core.config import Settings
-
-ALGORITHM = "HS256"
-ACCESS_TYPE = "access"
 MAX_PASSWORD_BYTES = 1024  # far above the 128-character policy; libpass refuses > 4096
 
 
@@ -71,108 +63,6 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    user_id: uuid.UUID
-    session_id: uuid.UUID
-
-
-class TokenError(Exception):
-    pass
-
-
-_REQUIRED = ("sub", "sid", "iat", "exp", "iss", "aud", "typ")
-# Verified tokens remembered per worker (each entry ~0.5 KB): see decode_access_token.
-VERIFIED_CACHE_SIZE = 4096
-
-
-class TokenService:
-    """HS256 access tokens keyed with the UTF-8 bytes of SECRET_KEY.
-
-    python-jose accepts any HMAC algorithm when none is pinned, does not require
-    `exp`, and raises TypeError/JWKError/OverflowError on some hostile tokens, so
-    decoding pins the algorithm, requires every claim, checks their types itself, and
-    turns any failure into TokenError (RFC 8725, JWT best current practices)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._key = settings.secret_key_bytes
-        self._issuer = settings.JWT_ISSUER
-        self._audience = settings.JWT_AUDIENCE
-        self.access_ttl = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
-        # token -> (claims, exp): a token's signature and claims are checked once; a
-        # repeat only re-checks expiry (~0.5 ms of python-jose saved per request).
-        self._verified: dict[str, tuple[AccessClaims, float]] = {}
-
-    def create_access_token(self, user_id: uuid.UUID, session_id: uuid.UUID) -> str:
-        now = datetime.now(UTC)
-        claims = {
-            "sub": str(user_id),
-            "sid": str(session_id),
-            "iat": int(now.timestamp()),
-            "exp": int((now + self.access_ttl).timestamp()),
-            "iss": self._issuer,
-            "aud": self._audience,
-            "typ": ACCESS_TYPE,
-        }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
-
-    def decode_access_token(self, token: str) -> AccessClaims:
-        """The claims of a valid access token, else TokenError.
-
-        Only tokens that passed every check are remembered, keyed by their exact text
-        (the HMAC covers every byte of it), and a remembered one is still refused from
-        its `exp` on, as python-jose would. Whether its session is still live is the
-        caller's check, on every request."""
-        cached = self._verified.get(token)
-        if cached is not None:
-            if time.time() < cached[1]:
-                return cached[0]
-            del self._verified[token]
-        try:
-            claims, expires = self._decode(token)
-        except TokenError:
-            raise
-        except Exception as exc:  # any library failure on hostile input is a bad token
-            raise TokenError(type(exc).__name__) from exc
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            del self._verified[next(iter(self._verified))]  # the oldest entry
-        self._verified[token] = (claims, expires)
-        return claims
-
-    def _decode(self, token: str) -> tuple[AccessClaims, float]:
-        if len(token) > 4096 or jwt.get_unverified_header(token).get("alg") != ALGORITHM:
-            raise TokenError("algorithm")
-        claims = jwt.decode(
-            token,
-            self._key,
-            algorithms=[ALGORITHM],
-            audience=self._audience,
-            issuer=self._issuer,
-            options={f"require_{claim}": True for claim in ("exp", "iat", "sub", "aud", "iss")},
-        )
-        if any(claims.get(name) is None for name in _REQUIRED):
-            raise TokenError("missing claim")
-        if not all(_is_numeric_date(claims[name]) for name in ("iat", "exp")):
-            raise TokenError("numeric dates must be numbers")  # jose coerces strings
-        if claims["typ"] != ACCESS_TYPE:
-            raise TokenError("wrong token type")
-        access = AccessClaims(_uuid_claim(claims["sub"]), _uuid_claim(claims["sid"]))
-        return access, float(claims["exp"])
-
-
-def _is_numeric_date(value: object) -> bool:
-    # RFC 7519 NumericDate: a JSON number (fractions allowed); bool is an int subclass.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _uuid_claim(value: object) -> uuid.UUID:
-    """A UUID in its canonical 36-character string form. `uuid.UUID(str(value))` would
-    also take an integer of 32 digits, braces or a `urn:uuid:` prefix."""
-    if not isinstance(value, str) or len(value) != 36:
-        raise TokenError("not a UUID")
-    return uuid.UUID(value)
 
 
 def new_refresh_token() -> tuple[str, str]:

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import pytest
 from fastapi import FastAPI
-from jose import jwt
 
 from app.core.config import Settings
 from app.core.ratelimit import RateLimiter

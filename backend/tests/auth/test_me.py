@@ -29,9 +29,10 @@ class TestReadMe:
         response = await client.get(f"{AUTH}/me", headers=user.headers)
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"id", "email", "name", "created_at"}
+        assert set(body) == {"id", "email", "name", "auth_provider", "created_at"}
         assert body["id"] == user.id
         assert body["email"] == user.email
+        assert body["auth_provider"] == "local"
         assert TIMESTAMP.match(body["created_at"])
 
     async def test_user_and_session_are_checked_in_one_query(

@@ -31,7 +31,7 @@ class TestSignup:
         assert set(body) == {"user", *TOKEN_KEYS}
         assert body["token_type"] == "bearer"
         assert body["expires_in"] == 15 * 60
-        assert set(body["user"]) == {"id", "email", "name", "created_at"}
+        assert set(body["user"]) == {"id", "email", "name", "auth_provider", "created_at"}
         assert body["user"]["email"] == email
         assert body["user"]["name"] == "Ada"
         assert TIMESTAMP.match(body["user"]["created_at"])

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.core import security
+from app.core import tokens as token_module
 from app.core.config import Settings
-from app.core.security import TokenService
+from app.core.tokens import TokenService
 from tests.auth.conftest import Forge
 from tests.auth.helpers import AUTH, assert_invalid_token, b64url, bearer, unsigned_token
 from tests.conftest import UserHandle
@@ -245,7 +245,7 @@ class TestVerifiedTokenCache:
         expires = int(time.time()) + 1
         token = forge({**claims_for(user), "exp": expires})
         assert (await self.me(client, token)).status_code == 200  # verified and remembered
-        # python-jose refuses a token once the current whole second is past `exp`.
+        # PyJWT refuses a token once the current time reaches `exp`.
         await asyncio.sleep(expires + 1.05 - time.time())
         assert_invalid_token(await self.me(client, token))
 
@@ -268,9 +268,9 @@ class TestVerifiedTokenCache:
         user_id = uuid.uuid4()
         minted = [tokens.create_access_token(user_id, uuid.uuid4()) for _ in range(20)]
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(security, "VERIFIED_CACHE_SIZE", 8)
+            patch.setattr(token_module, "VERIFIED_CACHE_SIZE", 8)
             claims = [tokens.decode_access_token(token) for token in minted]
-            assert len(tokens._verified) == 8  # the oldest were let go
+            assert len(tokens._ours._entries) == 8  # the oldest were let go
         assert [c.user_id for c in claims] == [user_id] * 20
         # A token that was let go is simply verified again.
         assert tokens.decode_access_token(minted[0]).session_id == claims[0].session_id

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth.external import better_auth_claims, external_user, hs256_token
 from tests.conftest import UserFactory, UserHandle
 from tests.tasks.helpers import (
     MISSING_ID,
@@ -49,11 +50,24 @@ TAG_ROUTES: dict[str, Call] = {
 }
 
 
-@pytest.fixture(params=["a->b", "b->a"])
-async def pair(request, user_factory: UserFactory) -> tuple[UserHandle, UserHandle]:
-    """(owner, intruder), in both directions."""
+@pytest.fixture(params=["a->b", "b->a", "local->external", "external->local", "ext->ext"])
+async def pair(
+    request, client: httpx.AsyncClient, user_factory: UserFactory
+) -> tuple[UserHandle, UserHandle]:
+    """(owner, intruder), in both directions, between our own accounts and accounts of
+    an external identity provider (tests/auth/external.py)."""
+
+    async def external() -> UserHandle:
+        return await external_user(client, hs256_token(better_auth_claims()))
+
     a, b = await user_factory(), await user_factory()
-    return (a, b) if request.param == "a->b" else (b, a)
+    return {
+        "a->b": (a, b),
+        "b->a": (b, a),
+        "local->external": (a, await external()),
+        "external->local": (await external(), a),
+        "ext->ext": (await external(), await external()),
+    }[request.param]
 
 
 async def owned_world(client: httpx.AsyncClient, owner: UserHandle) -> dict[str, Any]:
