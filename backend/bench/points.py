@@ -107,9 +107,13 @@ class Context:
             )
         if data["total"] >= EXTERNAL_COPIES:
             return
-        fields = ("title", "description", "priority", "due_date", "project_id", "tags")
-        for item in reversed(self._items(user, limit=EXTERNAL_COPIES)):  # oldest first
-            body = {k: item[k] for k in fields if item.get(k) is not None and k != "project_id"}
+        items = list(reversed(self._items(user, limit=EXTERNAL_COPIES)))  # oldest first
+        projects = self._copy_projects(user, token, {i["project_id"] for i in items} - {None})
+        fields = ("title", "description", "priority", "due_date", "tags")
+        for item in items:
+            body = {k: item[k] for k in fields if item.get(k) is not None}
+            if item.get("project_id"):
+                body["project_id"] = projects[item["project_id"]]
             status, created = http_json("POST", url, body, token=token, timeout=30)
             if status != 201:
                 raise PointError(
@@ -117,6 +121,20 @@ class Context:
                 )
             if item.get("completed"):
                 http_json("PATCH", f"{url}/{created['id']}", {"completed": True}, token=token)
+
+    def _copy_projects(self, user: int, token: str, ids: set[str]) -> dict[str, str]:
+        """The twin's project of the same name for each of the user's projects `ids`."""
+        copies = {}
+        for project_id in ids:
+            mine = self.get(f"{API}/projects/{project_id}", user)
+            body = {"name": mine["name"], "color": mine.get("color")}
+            status, created = http_json(
+                "POST", f"{self.base}{API}/projects", body, token=token, timeout=30
+            )
+            if status != 201:
+                raise PointError(f"copying a project for the external twin: {status}")
+            copies[project_id] = created["id"]
+        return copies
 
     def get(self, path: str, user: int) -> Any:
         status, data = http_json("GET", f"{self.base}{path}", token=self.token(user), timeout=60)
