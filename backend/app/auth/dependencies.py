@@ -13,6 +13,7 @@ from app.auth.models import User
 from app.core.context import set_user_id
 from app.core.db import DatabaseDep
 from app.core.errors import Unauthorized
+from app.core.openapi import raises
 from app.core.security import AccessClaims, TokenError
 
 # tokenUrl makes the /docs "Authorize" button log in through the OAuth2 form route.
@@ -27,6 +28,7 @@ async def get_auth_context(request: Request) -> service.AuthContext:
 AuthDep = Annotated[service.AuthContext, Depends(get_auth_context)]
 
 
+@raises(Unauthorized, InvalidToken)
 async def get_claims(
     auth: AuthDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> AccessClaims:

@@ -1,7 +1,7 @@
 """/api/v1/auth: sign-up, tokens, sessions and the account."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from app.auth import service
 from app.auth.dependencies import AuthDep, Claims, Client, CurrentUser
+from app.auth.exceptions import EmailTaken, InvalidCredentials, InvalidToken, SessionNotFound
 from app.auth.schemas import (
     AccountDeletion,
     AuthResponse,
@@ -22,13 +23,21 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.core.db import DatabaseDep
-from app.core.errors import ValidationFailed
-from app.core.openapi import problems
+from app.core.errors import AppError, RateLimited, ValidationFailed
+from app.core.handlers import field_error
+from app.core.openapi import problems, sends
+from app.core.ratelimit import RateLimitUnavailable
 from app.core.sanitize import forbidden_character, sanitize_text
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM_FIELD = {"email": "username", "password": "password"}
+_LIMITED = (RateLimited, RateLimitUnavailable)
+
+
+def _tokens(status: int, *errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """A route answering tokens (never cached) that may refuse with these errors."""
+    return {**problems(*errors, *_LIMITED), **sends(status, "Cache-Control", "Pragma")}
 
 
 def _no_store(response: Response) -> None:
@@ -45,7 +54,7 @@ def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
 
 
 @router.post(
-    "/signup", status_code=201, response_model=AuthResponse, responses=problems(409, 415, 429, 503)
+    "/signup", status_code=201, response_model=AuthResponse, responses=_tokens(201, EmailTaken)
 )
 async def signup(
     data: SignupRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
@@ -57,7 +66,7 @@ async def signup(
     return _auth_response(issued)
 
 
-@router.post("/login", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
+@router.post("/login", response_model=AuthResponse, responses=_tokens(200, InvalidCredentials))
 async def login(
     data: LoginRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
@@ -68,7 +77,7 @@ async def login(
     return _auth_response(issued)
 
 
-@router.post("/token", response_model=TokenResponse, responses=problems(401, 429, 503))
+@router.post("/token", response_model=TokenResponse, responses=_tokens(200, InvalidCredentials))
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     db: DatabaseDep,
@@ -96,7 +105,11 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
     the same validation as /login), answering 422 with the form's field names."""
     fields = (("username", form.username), ("password", form.password))
     errors = [
-        {"field": f"body.{name}", "message": "Control characters are not allowed"}
+        {
+            "field": f"body.{name}",
+            "message": "Control characters are not allowed",
+            "type": "forbidden_character",
+        }
         for name, value in fields
         if forbidden_character(value)
     ]
@@ -104,14 +117,11 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
         try:
             return LoginRequest(email=sanitize_text(form.username), password=form.password)
         except ValidationError as exc:
-            errors = [
-                {"field": f"body.{_FORM_FIELD[str(e['loc'][0])]}", "message": e["msg"]}
-                for e in exc.errors()
-            ]
+            errors = [field_error(("body", _FORM_FIELD[str(e["loc"][0])]), e) for e in exc.errors()]
     raise ValidationFailed(errors=errors)
 
 
-@router.post("/refresh", response_model=AuthResponse, responses=problems(401, 415, 429, 503))
+@router.post("/refresh", response_model=AuthResponse, responses=_tokens(200, InvalidToken))
 async def refresh_tokens(
     data: RefreshRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
 ) -> AuthResponse:
@@ -122,25 +132,25 @@ async def refresh_tokens(
     return _auth_response(issued)
 
 
-@router.post("/logout", status_code=204, responses=problems(401))
+@router.post("/logout", status_code=204)
 async def logout(db: DatabaseDep, auth: AuthDep, claims: Claims, _: CurrentUser) -> None:
     """End this session: its access and refresh tokens stop working at once."""
     await service.logout(db, auth, claims)
 
 
-@router.post("/logout-all", status_code=204, responses=problems(401))
+@router.post("/logout-all", status_code=204)
 async def logout_all(db: DatabaseDep, auth: AuthDep, user: CurrentUser) -> None:
     """End every session of the user."""
     await service.logout_all(db, auth, user)
 
 
-@router.get("/me", response_model=UserPublic, responses=problems(401))
+@router.get("/me", response_model=UserPublic)
 async def read_me(user: CurrentUser) -> UserPublic:
     """The current user."""
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.patch("/me", response_model=UserPublic, responses=problems(401, 415))
+@router.patch("/me", response_model=UserPublic)
 async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> UserPublic:
     """Change the user's name (`null` clears it)."""
     if "name" in data.model_fields_set:
@@ -148,7 +158,7 @@ async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> Use
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.post("/password", status_code=204, responses=problems(401, 415, 429, 503))
+@router.post("/password", status_code=204, responses=problems(InvalidCredentials, *_LIMITED))
 async def change_password(
     data: PasswordChange, db: DatabaseDep, auth: AuthDep, user: CurrentUser, claims: Claims
 ) -> None:
@@ -156,7 +166,7 @@ async def change_password(
     await service.change_password(db, auth, user, claims, data.current_password, data.new_password)
 
 
-@router.delete("/me", status_code=204, responses=problems(401, 415, 429, 503))
+@router.delete("/me", status_code=204, responses=problems(InvalidCredentials, *_LIMITED))
 async def delete_me(
     data: AccountDeletion, db: DatabaseDep, auth: AuthDep, user: CurrentUser
 ) -> None:
@@ -164,7 +174,7 @@ async def delete_me(
     await service.delete_account(db, auth, user, data.password)
 
 
-@router.get("/sessions", response_model=list[SessionPublic], responses=problems(401))
+@router.get("/sessions", response_model=list[SessionPublic])
 async def list_sessions(db: DatabaseDep, user: CurrentUser, claims: Claims) -> list[SessionPublic]:
     """The user's active sessions; `current` marks the caller's."""
     sessions = await service.list_sessions(db, user)
@@ -180,7 +190,7 @@ async def list_sessions(db: DatabaseDep, user: CurrentUser, claims: Claims) -> l
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=problems(401, 404))
+@router.delete("/sessions/{session_id}", status_code=204, responses=problems(SessionNotFound))
 async def revoke_session(
     session_id: uuid.UUID, db: DatabaseDep, auth: AuthDep, user: CurrentUser
 ) -> None:

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from app.core.sanitize import forbidden_character, sanitize_text
 
@@ -56,9 +56,48 @@ class InputModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _drop_null(schema: dict[str, Any]) -> None:
+    """`X | None = None` documented as an optional X: for fields where `null` is refused
+    (a validator says so) or never sent, so the document says what the server does."""
+    members = schema.get("anyOf")
+    if isinstance(members, list):
+        rest = [m for m in members if m != {"type": "null"}]
+        if len(rest) == 1:
+            del schema["anyOf"]
+            for key, value in rest[0].items():
+                schema.setdefault(key, value)
+        else:
+            schema["anyOf"] = rest
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+# Metadata for `Annotated[X | None, NotNull] = None`: optional, but not nullable.
+NotNull = Field(json_schema_extra=_drop_null)
+
+
 class FieldError(BaseModel):
-    field: str
-    message: str
+    """One item of a 422's `errors`: where, what in words, which check failed and its
+    limit (e.g. `min_length` for `string_too_short`). Never the submitted value."""
+
+    field: str = Field(examples=["body.title"])
+    message: str = Field(examples=["String should have at least 1 character"])
+    type: str = Field(
+        description="The failed check: `missing`, `string_too_short`, `string_too_long`, "
+        "`string_type`, `enum`, `extra_forbidden`, `value_error`, `forbidden_character`, ...",
+        examples=["string_too_short"],
+    )
+    min_length: Annotated[int | None, NotNull] = None
+    max_length: Annotated[int | None, NotNull] = None
+    ge: Annotated[float | str | None, NotNull] = None
+    gt: Annotated[float | str | None, NotNull] = None
+    le: Annotated[float | str | None, NotNull] = None
+    lt: Annotated[float | str | None, NotNull] = None
+    multiple_of: Annotated[float | None, NotNull] = None
+    pattern: Annotated[str | None, NotNull] = None
+    expected: Annotated[str | None, NotNull] = Field(
+        default=None, description="The accepted values, for `enum` and `literal_error`"
+    )
 
 
 class Problem(BaseModel):
@@ -70,4 +109,6 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None = None
-    errors: list[FieldError] | None = None
+    errors: Annotated[list[FieldError] | None, NotNull] = Field(
+        default=None, description="On 422 only: one item per invalid field"
+    )
