@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field
 
-from app.auth.passwords import MAX_LENGTH, check_password_policy
+from app.auth.passwords import MAX_LENGTH, MIN_LENGTH, check_password_policy
 from app.core.schemas import InputModel, Timestamp, TrimmedText
 
 
@@ -16,7 +16,10 @@ def _normalize_email(value: Any) -> Any:
 # Emails are trimmed and compared case-insensitively: stored lower-cased.
 Email = Annotated[EmailStr, BeforeValidator(_normalize_email), AfterValidator(str.lower)]
 LoginEmail = Annotated[str, BeforeValidator(_normalize_email), Field(min_length=1, max_length=320)]
-NewPassword = Annotated[str, AfterValidator(check_password_policy)]
+# The length limits are the policy's, checked (and documented) by the field itself.
+NewPassword = Annotated[
+    str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH), AfterValidator(check_password_policy)
+]
 # Checked against a hash, never against the policy (an old password may predate it).
 GivenPassword = Annotated[str, Field(min_length=1, max_length=4 * MAX_LENGTH)]
 UserName = Annotated[TrimmedText, Field(min_length=1, max_length=100)]

@@ -74,6 +74,12 @@ def _location(loc: Sequence[int | str]) -> str:
 _LIMITS = ("min_length", "max_length", "ge", "gt", "le", "lt", "multiple_of", "pattern", "expected")
 
 
+_STRING_LENGTH = {
+    "too_short": ("string_too_short", "least"),
+    "too_long": ("string_too_long", "most"),
+}
+
+
 def field_error(loc: Sequence[int | str], error: Mapping[str, Any]) -> dict[str, Any]:
     """`{field, message, type, <limits>}` for one pydantic error, e.g. `{"field":
     "body.title", "message": "String should have at least 1 character", "type":
@@ -81,12 +87,18 @@ def field_error(loc: Sequence[int | str], error: Mapping[str, Any]) -> dict[str,
     password)."""
     kind = str(error.get("type", "value_error"))
     message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+    context = error.get("ctx") or {}
+    if kind in _STRING_LENGTH and isinstance(error.get("input"), str):
+        # A length checked after a BeforeValidator (trimmed titles and names) is
+        # pydantic's generic "at least 1 item after validation": say it of a string.
+        kind, word = _STRING_LENGTH[kind]
+        limit = context.get("min_length" if word == "least" else "max_length")
+        message = f"String should have at {word} {limit} character{'' if limit == 1 else 's'}"
     if kind == "json_invalid":
         message = "Malformed JSON"
     elif _echoes_input(message, error.get("input")):
         message = "Invalid value"
     item: dict[str, Any] = {"field": _location(loc), "message": message, "type": kind}
-    context = error.get("ctx") or {}
     for name in _LIMITS:
         if name in context:
             value = context[name]
@@ -142,8 +154,6 @@ def allowed_methods(request: Request) -> list[str]:
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
             methods |= getattr(route, "methods", None) or set()
-    if "GET" in methods:
-        methods.add("HEAD")
     return sorted(methods)
 
 

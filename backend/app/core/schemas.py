@@ -1,6 +1,7 @@
 """Shared schema building blocks: request base model, text types, timestamps, problems."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -44,6 +45,39 @@ Timestamp = Annotated[
     AfterValidator(as_utc),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# RFC 3339 `date-time` (what the document's `format: date-time` means): an offset is
+# required, and the separator is `T` (RFC 3339 allows `t`; JSON Schema validators too).
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _date_text(value: Any) -> Any:
+    """pydantic's lax mode takes `0` or `"0"` as 1970-01-01 and a midnight timestamp as
+    its date; the document says `format: date`, so only `YYYY-MM-DD` gets through."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        return value
+    raise ValueError("Must be a date written YYYY-MM-DD")
+
+
+def _date_time_text(value: Any) -> Any:
+    """Likewise for timestamps: `0.5` (seconds since 1970) or an offset-less time was
+    taken as some instant; only RFC 3339 with an offset is."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        return value
+    raise ValueError("Must be an RFC 3339 date-time with an offset, e.g. 2026-11-22T10:15:00Z")
+
+
+# Input types that accept exactly what their JSON Schema format says.
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
 
 
 def utcnow() -> datetime:
