@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 
 from app.core import errors as e
 from app.core.errors import AppError
-from app.core.schemas import Problem
+from app.core.schemas import TEXT_PATTERN, Problem
 
 PROBLEM_JSON = "application/problem+json"
 _REF = "#/components/schemas/"
@@ -172,6 +172,7 @@ def _rewrite(schema: dict[str, Any], routes: list[RouteContext]) -> None:
         "description": "Every stable `code` a problem can carry; clients switch on it",
     }
     schemas["Problem"]["properties"]["code"] = {"$ref": _REF + "ErrorCode"}
+    _document_refused_characters(schema)
     for route in routes:
         if not route.include_in_schema:
             continue
@@ -263,6 +264,50 @@ def _problem_schema(status: int, codes: set[str]) -> dict[str, Any]:
             },
         ]
     }
+
+
+def _document_refused_characters(schema: dict[str, Any]) -> None:
+    """Every string of a request body (and of the query) refuses control characters
+    (422, the sanitizing step): say so with TEXT_PATTERN wherever a string has no
+    pattern, format or enum of its own."""
+    schemas = schema["components"]["schemas"]
+    names: set[str] = set()
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                _collect_refs(content.get("schema", {}), schemas, names)
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "query":
+                    _add_text_pattern(parameter.get("schema", {}))
+    for name in names:
+        _add_text_pattern(schemas[name])
+
+
+def _collect_refs(node: Any, schemas: dict[str, Any], names: set[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _collect_refs(item, schemas, names)
+    elif isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF) and ref[len(_REF) :] not in names:
+            names.add(ref[len(_REF) :])
+            _collect_refs(schemas[ref[len(_REF) :]], schemas, names)
+        for value in node.values():
+            _collect_refs(value, schemas, names)
+
+
+def _add_text_pattern(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _add_text_pattern(item)
+    elif isinstance(node, dict):
+        own = ("pattern", "format", "enum", "const", "$ref")
+        if node.get("type") == "string" and not any(key in node for key in own):
+            node["pattern"] = TEXT_PATTERN
+        for key in ("properties", "items", "anyOf", "allOf", "oneOf", "additionalProperties"):
+            if key in node:
+                value = node[key]
+                _add_text_pattern(list(value.values()) if key == "properties" else value)
 
 
 def _is_error(status: str) -> bool:

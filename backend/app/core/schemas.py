@@ -23,10 +23,20 @@ def _trimmed_text(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+# What every string of a request refuses (the sanitizing step, before validation):
+# C0 control characters other than tab, LF and CR. The document says so on each input
+# string (app/core/openapi.py adds it where a string has no pattern of its own).
+_ALLOWED = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F]"
+TEXT_PATTERN = f"^{_ALLOWED}*$"
+# ...and trimmed names must keep a character that is not whitespace.
+NON_BLANK_PATTERN = rf"^{_ALLOWED}*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F]{_ALLOWED}*$"
+
 # Free text stored as sent (after sanitizing), e.g. descriptions.
 PlainText = Annotated[str, BeforeValidator(_plain_text)]
 # Names and titles: sanitized, then trimmed, then length-checked by the field.
-TrimmedText = Annotated[str, BeforeValidator(_trimmed_text)]
+TrimmedText = Annotated[
+    str, BeforeValidator(_trimmed_text), Field(json_schema_extra={"pattern": NON_BLANK_PATTERN})
+]
 
 
 def format_timestamp(value: datetime) -> str:
