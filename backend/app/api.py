@@ -10,7 +10,7 @@ from app.auth.dependencies import CurrentPrincipal
 from app.auth.router import router as auth_router
 from app.core.db import DatabaseDep
 from app.core.errors import Forbidden, ServiceUnavailable
-from app.core.openapi import problems
+from app.core.openapi import problems, raises
 from app.projects.router import router as projects_router
 from app.tags.router import compat_router as tags_compat_router
 from app.tags.router import router as tags_router
@@ -25,6 +25,7 @@ v1_router.include_router(projects_router)
 v1_router.include_router(tags_router)
 
 
+@raises(Forbidden)
 async def require_own_user_id(user_id: str, user: CurrentPrincipal) -> None:
     """The older contract put the user's id in the path: it must be the caller's (or,
     for an external account, its identity provider's `sub`, as a front end knows it)."""
@@ -44,14 +45,13 @@ compat_router = APIRouter(
     tags=["compat"],
     deprecated=True,
     dependencies=[Depends(require_own_user_id)],
-    responses=problems(403),
 )
 compat_router.include_router(tasks_router)
 compat_router.include_router(tags_compat_router)
 
 # The router main.py mounts. /api/v1 is registered first, so that /api/{user_id}/...
 # never captures "v1" as a user id (see PITFALLS: route order).
-api_router = APIRouter(responses=problems(422, 500, 503))
+api_router = APIRouter()
 api_router.include_router(v1_router)
 api_router.include_router(compat_router)
 
@@ -62,18 +62,20 @@ class HealthStatus(BaseModel):
     status: str
 
 
-@health_router.get("/health", response_model=HealthStatus)
+@health_router.get("/health", response_model=HealthStatus, name="live")
 async def health() -> HealthStatus:
     """Liveness: 200 while the process serves."""
     return HealthStatus(status="ok")
 
 
-@health_router.get("/health/ready", response_model=HealthStatus, responses=problems(503))
+@health_router.get(
+    "/health/ready", response_model=HealthStatus, responses=problems(ServiceUnavailable)
+)
 async def ready(database: DatabaseDep) -> HealthStatus:
     """Readiness: 200 when the database answers, else 503."""
     try:
         async with database.connection() as conn:
             await conn.fetchval("SELECT 1")
     except Exception as exc:
-        raise ServiceUnavailable() from exc
+        raise ServiceUnavailable(headers={"Retry-After": "5"}) from exc
     return HealthStatus(status="ok")

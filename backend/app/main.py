@@ -19,7 +19,8 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import BodyMiddleware, RequestContextMiddleware
+from app.core.middleware import BodyMiddleware, RequestContextMiddleware, body_routes
+from app.core.openapi import operation_id
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher
 from app.core.tokens import TokenService
@@ -36,6 +37,23 @@ priorities and due dates, strictly isolated per user.
 Errors are RFC 9457 `application/problem+json` with a stable `code` and the
 `request_id`. Use **Authorize** (email as username) to try authenticated routes.
 """
+
+
+TAGS = [
+    {
+        "name": "tasks",
+        "description": "The user's tasks: filter, sort, paginate; If-Match on writes",
+    },
+    {"name": "auth", "description": "Accounts, tokens and sessions"},
+    {"name": "projects", "description": "The user's projects, each with its task count"},
+    {"name": "tags", "description": "The user's tags: usage counts, rename (merging), delete"},
+    {"name": "health", "description": "Liveness and readiness"},
+    {
+        "name": "compat",
+        "description": "The task and tag routes under the older user-scoped paths "
+        "`/api/{user_id}/...` (`user_id` must be the caller's own id, else 403)",
+    },
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        servers=[{"url": "/", "description": "The server that serves this document"}],
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.database = database
@@ -90,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyMiddleware,
         max_bytes=settings.MAX_BODY_BYTES,
         form_paths=frozenset({"/api/v1/auth/token"}),
+        body_routes=body_routes(app.routes),
     )
     if settings.CORS_ORIGINS:
         app.add_middleware(

@@ -8,12 +8,13 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import service
-from app.auth.exceptions import InvalidToken, LocalAuthDisabled
+from app.auth.exceptions import ExternalAccount, InvalidToken, LocalAuthDisabled
 from app.auth.models import User
 from app.core.context import set_user_id
 from app.core.db import Database, DatabaseDep
 from app.core.errors import Unauthorized
-from app.core.tokens import AccessClaims, TokenError
+from app.core.openapi import raises
+from app.core.tokens import AccessClaims, IdentityProviderUnavailable, TokenError
 
 # tokenUrl makes the /docs "Authorize" button log in through the OAuth2 form route.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -27,6 +28,7 @@ async def get_auth_context(request: Request) -> service.AuthContext:
 AuthDep = Annotated[service.AuthContext, Depends(get_auth_context)]
 
 
+@raises(Unauthorized, InvalidToken, IdentityProviderUnavailable)
 async def get_claims(
     db: DatabaseDep, auth: AuthDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> AccessClaims:
@@ -70,6 +72,7 @@ async def get_current_user(db: DatabaseDep, auth: AuthDep, claims: Claims) -> Us
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+@raises(ExternalAccount)
 async def get_local_user(user: CurrentUser) -> User:
     """The caller, who must be one of our own accounts (403 `external_account`)."""
     service.require_local(user)
@@ -79,6 +82,7 @@ async def get_local_user(user: CurrentUser) -> User:
 LocalUser = Annotated[User, Depends(get_local_user)]
 
 
+@raises(LocalAuthDisabled)
 async def require_local_auth(auth: AuthDep) -> None:
     """LOCAL_AUTH_ENABLED=false: our own sign-in routes answer 404."""
     if not auth.settings.LOCAL_AUTH_ENABLED:

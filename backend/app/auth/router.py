@@ -1,7 +1,7 @@
 """/api/v1/auth: sign-up, tokens, sessions and the account."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
@@ -17,7 +17,13 @@ from app.auth.dependencies import (
     oauth2_scheme,
     require_local_auth,
 )
-from app.auth.exceptions import ExternalAccount
+from app.auth.exceptions import (
+    EmailTaken,
+    ExternalAccount,
+    InvalidCredentials,
+    InvalidToken,
+    SessionNotFound,
+)
 from app.auth.schemas import (
     AccountDeletion,
     AuthResponse,
@@ -31,8 +37,10 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.core.db import DatabaseDep
-from app.core.errors import ServiceUnavailable, ValidationFailed
-from app.core.openapi import problems
+from app.core.errors import AppError, RateLimited, ServiceUnavailable, ValidationFailed
+from app.core.handlers import field_error
+from app.core.openapi import problems, sends
+from app.core.ratelimit import RateLimitUnavailable
 from app.core.sanitize import forbidden_character, sanitize_text
 from app.core.tokens import ExternalIdentity, TokenError
 
@@ -41,6 +49,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 LOCAL = [Depends(require_local_auth)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM_FIELD = {"email": "username", "password": "password"}
+_LIMITED = (RateLimited, RateLimitUnavailable)
+
+
+def _tokens(status: int, *errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """A route answering tokens (never cached) that may refuse with these errors."""
+    return {**problems(*errors, *_LIMITED), **sends(status, "Cache-Control", "Pragma")}
 
 
 def _no_store(response: Response) -> None:
@@ -61,7 +75,7 @@ def _auth_response(issued: service.IssuedTokens) -> AuthResponse:
     dependencies=LOCAL,
     status_code=201,
     response_model=AuthResponse,
-    responses=problems(409, 415, 429, 503),
+    responses=_tokens(201, EmailTaken),
 )
 async def signup(
     data: SignupRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
@@ -77,7 +91,7 @@ async def signup(
     "/login",
     dependencies=LOCAL,
     response_model=AuthResponse,
-    responses=problems(401, 415, 429, 503),
+    responses=_tokens(200, InvalidCredentials),
 )
 async def login(
     data: LoginRequest, db: DatabaseDep, auth: AuthDep, client: Client, response: Response
@@ -90,7 +104,10 @@ async def login(
 
 
 @router.post(
-    "/token", dependencies=LOCAL, response_model=TokenResponse, responses=problems(401, 429, 503)
+    "/token",
+    dependencies=LOCAL,
+    response_model=TokenResponse,
+    responses=_tokens(200, InvalidCredentials),
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -119,7 +136,11 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
     the same validation as /login), answering 422 with the form's field names."""
     fields = (("username", form.username), ("password", form.password))
     errors = [
-        {"field": f"body.{name}", "message": "Control characters are not allowed"}
+        {
+            "field": f"body.{name}",
+            "message": "Control characters are not allowed",
+            "type": "forbidden_character",
+        }
         for name, value in fields
         if forbidden_character(value)
     ]
@@ -127,10 +148,7 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
         try:
             return LoginRequest(email=sanitize_text(form.username), password=form.password)
         except ValidationError as exc:
-            errors = [
-                {"field": f"body.{_FORM_FIELD[str(e['loc'][0])]}", "message": e["msg"]}
-                for e in exc.errors()
-            ]
+            errors = [field_error(("body", _FORM_FIELD[str(e["loc"][0])]), e) for e in exc.errors()]
     raise ValidationFailed(errors=errors)
 
 
@@ -138,7 +156,7 @@ def _form_credentials(form: OAuth2PasswordRequestForm) -> LoginRequest:
     "/refresh",
     dependencies=LOCAL,
     response_model=AuthResponse,
-    responses=problems(401, 415, 429, 503),
+    responses=_tokens(200, InvalidToken, ExternalAccount),
 )
 async def refresh_tokens(
     data: RefreshRequest,
@@ -167,25 +185,25 @@ async def _refuse_external(auth: service.AuthContext, token: str) -> None:
         raise ExternalAccount()
 
 
-@router.post("/logout", dependencies=LOCAL, status_code=204, responses=problems(401, 403))
+@router.post("/logout", dependencies=LOCAL, status_code=204)
 async def logout(db: DatabaseDep, auth: AuthDep, claims: Claims, _: LocalUser) -> None:
     """End this session: its access and refresh tokens stop working at once."""
     await service.logout(db, auth, claims)
 
 
-@router.post("/logout-all", dependencies=LOCAL, status_code=204, responses=problems(401, 403))
+@router.post("/logout-all", dependencies=LOCAL, status_code=204)
 async def logout_all(db: DatabaseDep, auth: AuthDep, user: LocalUser) -> None:
     """End every session of the user."""
     await service.logout_all(db, auth, user)
 
 
-@router.get("/me", response_model=UserPublic, responses=problems(401))
+@router.get("/me", response_model=UserPublic)
 async def read_me(user: CurrentUser) -> UserPublic:
     """The current user."""
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.patch("/me", response_model=UserPublic, responses=problems(401, 415))
+@router.patch("/me", response_model=UserPublic)
 async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> UserPublic:
     """Change the user's name (`null` clears it)."""
     if "name" in data.model_fields_set:
@@ -197,7 +215,7 @@ async def update_me(data: UserUpdate, db: DatabaseDep, user: CurrentUser) -> Use
     "/password",
     dependencies=LOCAL,
     status_code=204,
-    responses=problems(401, 403, 415, 429, 503),
+    responses=problems(InvalidCredentials, *_LIMITED),
 )
 async def change_password(
     data: PasswordChange, db: DatabaseDep, auth: AuthDep, user: LocalUser, claims: Claims
@@ -206,7 +224,7 @@ async def change_password(
     await service.change_password(db, auth, user, claims, data.current_password, data.new_password)
 
 
-@router.delete("/me", status_code=204, responses=problems(401, 415, 429, 503))
+@router.delete("/me", status_code=204, responses=problems(InvalidCredentials, *_LIMITED))
 async def delete_me(
     db: DatabaseDep, auth: AuthDep, user: CurrentUser, data: AccountDeletion | None = None
 ) -> None:
@@ -215,12 +233,7 @@ async def delete_me(
     await service.delete_account(db, auth, user, data.password if data else None)
 
 
-@router.get(
-    "/sessions",
-    dependencies=LOCAL,
-    response_model=list[SessionPublic],
-    responses=problems(401, 403),
-)
+@router.get("/sessions", dependencies=LOCAL, response_model=list[SessionPublic])
 async def list_sessions(db: DatabaseDep, user: LocalUser, claims: Claims) -> list[SessionPublic]:
     """The user's active sessions; `current` marks the caller's."""
     sessions = await service.list_sessions(db, user)
@@ -240,7 +253,7 @@ async def list_sessions(db: DatabaseDep, user: LocalUser, claims: Claims) -> lis
     "/sessions/{session_id}",
     dependencies=LOCAL,
     status_code=204,
-    responses=problems(401, 403, 404),
+    responses=problems(SessionNotFound),
 )
 async def revoke_session(
     session_id: uuid.UUID, db: DatabaseDep, auth: AuthDep, user: LocalUser

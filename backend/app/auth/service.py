@@ -275,7 +275,8 @@ async def delete_account(db: Database, auth: AuthContext, user: User, password: 
     provider signed the request's token)."""
     if user.external_subject is None:
         if password is None:
-            raise ValidationFailed(errors=[{"field": "body.password", "message": "Field required"}])
+            error = {"field": "body.password", "message": "Field required", "type": "missing"}
+            raise ValidationFailed(errors=[error])
         await _check_password(auth, user, password)
     else:
         auth.external.forget(user.external_subject)

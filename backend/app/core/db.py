@@ -36,6 +36,7 @@ from sqlmodel import SQLModel
 
 from app.core.config import Settings
 from app.core.errors import DatabaseTimeout, ServiceUnavailable
+from app.core.openapi import raises
 
 # One naming convention, so Alembic migrations name every constraint the same way.
 SQLModel.metadata.naming_convention = {
@@ -428,6 +429,7 @@ async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
     return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
 
 
+@raises(ServiceUnavailable, DatabaseTimeout)
 async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

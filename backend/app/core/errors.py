@@ -1,13 +1,27 @@
 """Domain errors. They carry their HTTP status and stable code but never import FastAPI;
-`app.core.handlers` renders every one of them as RFC 9457 problem+json."""
+`app.core.handlers` renders every one of them as RFC 9457 problem+json.
+
+Every class that sets its own `code` is recorded in `AppError.registry`: the OpenAPI
+document's `ErrorCode` enum is built from it, so a new error class is documented by
+being defined (nothing to list by hand). A code is sent only through its class, so
+the enum is every code a client can see."""
 
 from http import HTTPStatus
+from typing import Any, ClassVar
 
 
 class AppError(Exception):
     status_code: int = 400
     code: str = "bad_request"
     detail: str = "Bad request"
+    # code -> the classes that send it (one code may be sent with two statuses, e.g.
+    # project_not_found: 404 on /projects/{id}, 422 for a task's project_id).
+    registry: ClassVar[dict[str, list[type["AppError"]]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            AppError.registry.setdefault(cls.code, []).append(cls)
 
     def __init__(
         self,
@@ -15,7 +29,7 @@ class AppError(Exception):
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
-        errors: list[dict[str, str]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> None:
         self.detail = detail or type(self).detail
         self.code = code or type(self).code
@@ -32,6 +46,12 @@ class BadRequest(AppError):
     status_code = 400
     code = "bad_request"
     detail = "Bad request"
+
+
+class MalformedJson(AppError):
+    status_code = 400
+    code = "malformed_json"
+    detail = "The request body is not valid JSON"
 
 
 class Unauthorized(AppError):
@@ -65,6 +85,32 @@ class NotFound(AppError):
     detail = "Not found"
 
 
+class MethodNotAllowed(AppError):
+    status_code = 405
+    code = "method_not_allowed"
+    detail = "Method Not Allowed"
+
+
+class NotAcceptable(AppError):
+    status_code = 406
+    code = "not_acceptable"
+    detail = "Not Acceptable"
+
+
+class HeaderTimeout(AppError):
+    """Sent by the served process (app/core/protocol.py), before the app sees a request."""
+
+    status_code = 408
+    code = "header_timeout"
+    detail = "The request head came too slowly"
+
+
+class BodyTimeout(AppError):
+    status_code = 408
+    code = "body_timeout"
+    detail = "The request body came too slowly"
+
+
 class Conflict(AppError):
     status_code = 409
     code = "conflict"
@@ -95,6 +141,12 @@ class ValidationFailed(AppError):
     detail = "The request is not valid"
 
 
+class HeadersTooLarge(AppError):
+    status_code = 431
+    code = "headers_too_large"
+    detail = "The request line and headers are too large"
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"
@@ -102,6 +154,20 @@ class RateLimited(AppError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(headers={"Retry-After": str(max(1, retry_after))})
+
+
+class InternalError(AppError):
+    status_code = 500
+    code = "internal_error"
+    detail = "An unexpected error occurred; quote the request id if you report it"
+
+
+class HttpError(AppError):
+    """Starlette's own HTTPException with a status this API has no code for (none is
+    raised today; kept so such an answer still carries a documented code)."""
+
+    code = "http_error"
+    detail = "The request failed"
 
 
 class ServiceUnavailable(AppError):
@@ -119,3 +185,37 @@ class DatabaseTimeout(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
+
+
+class RequestTimeout(ServiceUnavailable):
+    """The request held its worker past REQUEST_TIMEOUT and was cancelled."""
+
+    code = "request_timeout"
+    detail = "The request took too long and was cancelled; retry later"
+
+
+class ServerBusy(ServiceUnavailable):
+    """Sent by the served process beyond HTTP_MAX_CONNECTIONS (app/core/protocol.py)."""
+
+    code = "server_busy"
+    detail = "Too many open connections; retry later"
+
+
+class GenericServiceUnavailable(ServiceUnavailable):
+    """Starlette's HTTPException(503), which nothing raises today."""
+
+    code = "service_unavailable"
+    detail = "The service is unavailable, retry later"
+
+
+def codes_of(status: int) -> list[str]:
+    """Every registered code sent with this status."""
+    return sorted(
+        code
+        for code, classes in AppError.registry.items()
+        if any(c.status_code == status for c in classes)
+    )
+
+
+def stable_codes() -> list[str]:
+    return sorted(AppError.registry)

@@ -10,9 +10,12 @@ import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
+from app.core import errors as e
 from app.core.context import current_request_id
 from app.core.errors import AppError, ServiceUnavailable
 from app.core.openapi import document_problems
@@ -21,19 +24,23 @@ logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
+# Starlette's own HTTPExceptions (no route, wrong method, ...), by status.
+_HTTP_ERRORS: dict[int, type[AppError]] = {
+    cls.status_code: cls
+    for cls in (
+        e.BadRequest,
+        e.Unauthorized,
+        e.Forbidden,
+        e.NotFound,
+        e.MethodNotAllowed,
+        e.NotAcceptable,
+        e.PayloadTooLarge,
+        e.UnsupportedMediaType,
+        e.ValidationFailed,
+        e.RateLimited,
+        e.InternalError,
+        e.GenericServiceUnavailable,
+    )
 }
 
 
@@ -43,7 +50,7 @@ def problem_response(
     detail: str,
     *,
     headers: Mapping[str, str] | None = None,
-    errors: Sequence[dict[str, str]] | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -62,17 +69,45 @@ def _location(loc: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
-    """`{field, message}` per error. Never the submitted `input` (it may be a password)."""
-    result = []
-    for error in exc.errors():
-        message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
-        if error.get("type") == "json_invalid":
-            message = "Malformed JSON"
-        elif _echoes_input(message, error.get("input")):
-            message = "Invalid value"
-        result.append({"field": _location(error.get("loc", ())), "message": message})
-    return result
+# The limits a failed constraint names (pydantic's `ctx`), copied beside the message so
+# a client can say "at most 200 characters" in its own words; never `input`.
+_LIMITS = ("min_length", "max_length", "ge", "gt", "le", "lt", "multiple_of", "pattern", "expected")
+
+
+_STRING_LENGTH = {
+    "too_short": ("string_too_short", "least"),
+    "too_long": ("string_too_long", "most"),
+}
+
+
+def field_error(loc: Sequence[int | str], error: Mapping[str, Any]) -> dict[str, Any]:
+    """`{field, message, type, <limits>}` for one pydantic error, e.g. `{"field":
+    "body.title", "message": "String should have at least 1 character", "type":
+    "string_too_short", "min_length": 1}`. Never the submitted `input` (it may be a
+    password)."""
+    kind = str(error.get("type", "value_error"))
+    message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+    context = error.get("ctx") or {}
+    if kind in _STRING_LENGTH and isinstance(error.get("input"), str):
+        # A length checked after a BeforeValidator (trimmed titles and names) is
+        # pydantic's generic "at least 1 item after validation": say it of a string.
+        kind, word = _STRING_LENGTH[kind]
+        limit = context.get("min_length" if word == "least" else "max_length")
+        message = f"String should have at {word} {limit} character{'' if limit == 1 else 's'}"
+    if kind == "json_invalid":
+        message = "Malformed JSON"
+    elif _echoes_input(message, error.get("input")):
+        message = "Invalid value"
+    item: dict[str, Any] = {"field": _location(loc), "message": message, "type": kind}
+    for name in _LIMITS:
+        if name in context:
+            value = context[name]
+            item[name] = value if isinstance(value, int | float | str) else str(value)
+    return item
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [field_error(error.get("loc", ()), error) for error in exc.errors()]
 
 
 def _echoes_input(message: str, value: Any) -> bool:
@@ -91,19 +126,35 @@ async def handle_app_error(_: Request, exc: Exception) -> Response:
 async def handle_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc)
-    if any(e["message"] == "Malformed JSON" for e in errors):
-        return problem_response(400, "malformed_json", "The request body is not valid JSON")
-    return problem_response(422, "validation_error", "The request is not valid", errors=errors)
+    if any(error["type"] == "json_invalid" for error in errors):
+        malformed = e.MalformedJson
+        return problem_response(malformed.status_code, malformed.code, malformed.detail)
+    failed = e.ValidationFailed
+    return problem_response(failed.status_code, failed.code, failed.detail, errors=errors)
 
 
-async def handle_http_exception(_: Request, exc: Exception) -> Response:
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
-    code = _HTTP_CODES.get(status, "http_error")
+    code = _HTTP_ERRORS.get(status, e.HttpError).code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     if status == 404 and detail == "Not Found":
         detail = "No such route"
-    return problem_response(status, code, detail, headers=exc.headers)
+    headers = exc.headers
+    if status == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return problem_response(status, code, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route of this path. Starlette's own 405 names only the
+    first route that matched the path (OPTIONS /api/v1/tasks said `Allow: POST`)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 # SQLSTATE classes meaning "the database cannot serve now": connection exceptions,
@@ -140,9 +191,8 @@ async def handle_database_unavailable(_: Request, exc: Exception) -> Response:
 def internal_error_response(exc: BaseException) -> Response:
     """A 500 that says nothing of the internals; the log line holds the traceback."""
     logger.error("unhandled exception", exc_info=exc)
-    return problem_response(
-        500, "internal_error", "An unexpected error occurred; quote the request id if you report it"
-    )
+    error = e.InternalError
+    return problem_response(error.status_code, error.code, error.detail)
 
 
 def register_handlers(app: FastAPI) -> None:

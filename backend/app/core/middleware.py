@@ -8,15 +8,26 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import RequestContext, reset_context, set_context
+from app.core.errors import (
+    AppError,
+    MalformedJson,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from app.core.handlers import internal_error_response, problem_response
+from app.core.openapi import api_routes
 from app.core.sanitize import UnsafeString, sanitize_json
 
 access_logger = logging.getLogger("app.access")
@@ -187,8 +198,8 @@ def _has_body(scope: Scope) -> bool:
 
 def _timed_out(timeout: float) -> Response:
     return problem_response(
-        503,
-        "request_timeout",
+        RequestTimeout.status_code,
+        RequestTimeout.code,
         f"The request took longer than {timeout:g} s and was cancelled; retry later",
         headers={"Retry-After": "1"},
     )
@@ -212,15 +223,39 @@ class _ClientGone(Exception):
     """The client disconnected while sending its body: there is no one to answer."""
 
 
+BodyRoutes = Sequence[tuple[re.Pattern[str], frozenset[str]]]
+
+
+def body_routes(routes: Sequence[BaseRoute]) -> BodyRoutes:
+    """(path pattern, methods) of every route that reads a request body."""
+    return [
+        (route.path_regex, frozenset(route.methods or ()))
+        for route in api_routes(routes)
+        if route.body_field is not None
+    ]
+
+
 class BodyMiddleware:
     """Limits every request body, and for JSON under /api: refuses other content types
     (415), malformed JSON (400), forbidden characters (422), then sanitizes each string
-    and hands the rewritten body on."""
+    and hands the rewritten body on.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, form_paths: frozenset[str]) -> None:
+    With `body_routes`, the JSON checks apply only to the routes that read a body: a
+    body sent to one that takes none (POST /auth/logout, say) is ignored as the route
+    ignores it, so such a route never answers 400, 415 or 422, as its document says.
+    The size limit still applies to every request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        form_paths: frozenset[str],
+        body_routes: BodyRoutes | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.form_paths = form_paths
+        self.body_routes = body_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -229,21 +264,27 @@ class BodyMiddleware:
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _reject(scope, receive, send, 413, "payload_too_large")
+            await _reject(scope, receive, send, PayloadTooLarge)
             return
         try:
             body = await self._read_body(receive)
         except _ClientGone:
             return
         if body is None:
-            await _reject(scope, receive, send, 413, "payload_too_large")
+            await _reject(scope, receive, send, PayloadTooLarge)
             return
-        if body and scope["path"].startswith("/api/"):
+        if body and scope["path"].startswith("/api/") and self._reads_body(scope):
             rewritten = await self._json_body(scope, receive, send, headers, body)
             if rewritten is None:
                 return
             body = rewritten
         await self.app(_with_length(scope, len(body)), _replay(body, receive), send)
+
+    def _reads_body(self, scope: Scope) -> bool:
+        if self.body_routes is None:
+            return True
+        path, method = scope["path"], scope["method"]
+        return any(method in methods and rx.match(path) for rx, methods in self.body_routes)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it passes the limit (chunked bodies included)."""
@@ -269,33 +310,27 @@ class BodyMiddleware:
         if scope["path"] in self.form_paths and media_type in _FORM_TYPES:
             return body
         if not _JSON_TYPE.fullmatch(media_type):
-            await _reject(scope, receive, send, 415, "unsupported_media_type")
+            await _reject(scope, receive, send, UnsupportedMediaType)
             return None
         try:
             document = _parse_json(body)
             clean = sanitize_json(document)
         except UnsafeString as exc:
-            errors = [{"field": exc.field, "message": exc.message}]
+            errors = [{"field": exc.field, "message": exc.message, "type": exc.type}]
+            failed = ValidationFailed
             response = problem_response(
-                422, "validation_error", "The request is not valid", errors=errors
+                failed.status_code, failed.code, failed.detail, errors=errors
             )
             await response(scope, receive, send)
             return None
         except ValueError:
-            await _reject(scope, receive, send, 400, "malformed_json")
+            await _reject(scope, receive, send, MalformedJson)
             return None
         return body if clean == document else _dump_json(clean)
 
 
-_REJECTIONS = {
-    400: "The request body is not valid JSON",
-    413: "The request body is larger than the limit",
-    415: "Send the body as application/json",
-}
-
-
-async def _reject(scope: Scope, receive: Receive, send: Send, status: int, code: str) -> None:
-    await problem_response(status, code, _REJECTIONS[status])(scope, receive, send)
+async def _reject(scope: Scope, receive: Receive, send: Send, error: type[AppError]) -> None:
+    await problem_response(error.status_code, error.code, error.detail)(scope, receive, send)
 
 
 def _with_length(scope: Scope, length: int) -> Scope:
@@ -328,7 +363,7 @@ def _parse_json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except RecursionError:
-        raise UnsafeString("body", "Nested too deeply") from None
+        raise UnsafeString("body", "Nested too deeply", "too_deeply_nested") from None
 
 
 def _dump_json(value: Any) -> bytes:

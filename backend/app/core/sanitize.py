@@ -69,10 +69,14 @@ def is_verbatim_key(key: str) -> bool:
 
 
 class UnsafeString(ValueError):
-    def __init__(self, field: str, message: str) -> None:
+    """`type` is the 422 item's `type`: `forbidden_character`, `string_too_long` or
+    `too_deeply_nested`."""
+
+    def __init__(self, field: str, message: str, kind: str = "forbidden_character") -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.type = kind
 
 
 def sanitize_json(value: Any, path: str = "body", verbatim: bool = False, depth: int = 0) -> Any:
@@ -82,7 +86,7 @@ def sanitize_json(value: Any, path: str = "body", verbatim: bool = False, depth:
     character, an oversized string or a document nested too deeply.
     """
     if depth > MAX_DEPTH:
-        raise UnsafeString(path, f"Nested more than {MAX_DEPTH} levels deep")
+        raise UnsafeString(path, f"Nested more than {MAX_DEPTH} levels deep", "too_deeply_nested")
     if isinstance(value, str):
         return _sanitize_string(value, path, verbatim)
     if isinstance(value, dict):
@@ -103,7 +107,9 @@ def _sanitize_string(value: str, path: str, verbatim: bool) -> str:
     if forbidden_character(value):
         raise UnsafeString(path, "Control characters and unpaired surrogates are not allowed")
     if len(value) > MAX_STRING_CHARS:
-        raise UnsafeString(path, f"String is longer than {MAX_STRING_CHARS} characters")
+        raise UnsafeString(
+            path, f"String is longer than {MAX_STRING_CHARS} characters", "string_too_long"
+        )
     if verbatim:
         return value
     try:

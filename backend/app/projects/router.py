@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query, Response
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core.db import DatabaseDep
-from app.core.openapi import problems
+from app.core.openapi import problems, sends
 from app.projects import service
+from app.projects.exceptions import ProjectNameTaken, ProjectNotFound
 from app.projects.schemas import ProjectCreate, ProjectList, ProjectPublic, ProjectUpdate
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -17,7 +18,12 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 MAX_OFFSET = 10_000_000
 
 
-@router.post("", status_code=201, response_model=ProjectPublic, responses=problems(401, 409, 415))
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProjectPublic,
+    responses={**problems(ProjectNameTaken), **sends(201, "Location")},
+)
 async def create_project(
     data: ProjectCreate, db: DatabaseDep, user: CurrentPrincipal, response: Response
 ) -> ProjectPublic:
@@ -27,7 +33,7 @@ async def create_project(
     return project
 
 
-@router.get("", response_model=ProjectList, responses=problems(401))
+@router.get("", response_model=ProjectList)
 async def list_projects(
     db: DatabaseDep,
     user: CurrentPrincipal,
@@ -40,7 +46,7 @@ async def list_projects(
 
 # The routes below pass the path's id to the service, whose statements are scoped to
 # the caller (see service.py): another user's project is answered 404.
-@router.get("/{project_id}", response_model=ProjectPublic, responses=problems(401, 404))
+@router.get("/{project_id}", response_model=ProjectPublic, responses=problems(ProjectNotFound))
 async def get_project(
     project_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal
 ) -> ProjectPublic:
@@ -48,7 +54,11 @@ async def get_project(
     return await service.get_project(db, user.id, project_id)
 
 
-@router.patch("/{project_id}", response_model=ProjectPublic, responses=problems(401, 404, 409, 415))
+@router.patch(
+    "/{project_id}",
+    response_model=ProjectPublic,
+    responses=problems(ProjectNotFound, ProjectNameTaken),
+)
 async def update_project(
     project_id: uuid.UUID, data: ProjectUpdate, db: DatabaseDep, user: CurrentPrincipal
 ) -> ProjectPublic:
@@ -56,7 +66,7 @@ async def update_project(
     return await service.update_project(db, user.id, project_id, data)
 
 
-@router.delete("/{project_id}", status_code=204, responses=problems(401, 404))
+@router.delete("/{project_id}", status_code=204, responses=problems(ProjectNotFound))
 async def delete_project(
     project_id: uuid.UUID,
     db: DatabaseDep,

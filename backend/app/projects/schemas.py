@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from app.core.schemas import InputModel, PlainText, Timestamp, TrimmedText
+from app.core.schemas import InputModel, NotNull, PlainText, Timestamp, TrimmedText
 
 ProjectName = Annotated[TrimmedText, Field(min_length=1, max_length=100)]
 ProjectDescription = Annotated[PlainText, Field(max_length=1000)]
@@ -27,7 +27,7 @@ class ProjectUpdate(InputModel):
     """Partial update: omitted fields stay, an explicit `null` clears description or
     color. The name cannot be cleared."""
 
-    name: ProjectName | None = None
+    name: Annotated[ProjectName | None, NotNull] = None
     description: ProjectDescription | None = None
     color: Color | None = None
 

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core.db import DatabaseDep
-from app.core.openapi import problems
 from app.tags import service
 from app.tags.dependencies import TagKey
 from app.tags.schemas import MAX_TAG_LENGTH, TagPublic, TagRename
@@ -23,7 +22,7 @@ PrefixQuery = Annotated[
 ]
 
 
-@router.get("", response_model=list[TagPublic], responses=problems(401))
+@router.get("", response_model=list[TagPublic])
 async def list_tags(
     db: DatabaseDep, user: CurrentPrincipal, prefix: PrefixQuery = None
 ) -> list[TagPublic]:
@@ -31,7 +30,7 @@ async def list_tags(
     return await service.list_tags(db, user.id, prefix)
 
 
-@router.patch("/{name:path}", response_model=TagPublic, responses=problems(401, 404, 415))
+@router.patch("/{name:path}", response_model=TagPublic)
 async def rename_tag(
     data: TagRename, db: DatabaseDep, user: CurrentPrincipal, key: TagKey
 ) -> TagPublic:
@@ -39,7 +38,7 @@ async def rename_tag(
     return await service.rename_tag(db, user.id, key, data.name)
 
 
-@router.delete("/{name:path}", status_code=204, responses=problems(401, 404))
+@router.delete("/{name:path}", status_code=204)
 async def delete_tag(db: DatabaseDep, user: CurrentPrincipal, key: TagKey) -> None:
     """Delete a tag and remove it from every task."""
     await service.delete_tag(db, user.id, key)
@@ -52,5 +51,4 @@ compat_router.add_api_route(
     list_tags,
     methods=["GET"],
     response_model=list[TagPublic],
-    responses=problems(401, 403),
 )

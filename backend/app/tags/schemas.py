@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field
 
 from app.core.sanitize import forbidden_character, sanitize_text
-from app.core.schemas import InputModel
+from app.core.schemas import NON_BLANK_PATTERN, InputModel
 
 MAX_TAG_LENGTH = 50
 
@@ -29,7 +29,13 @@ def _tag_name(value: Any) -> Any:
 
 
 # Normalized before the length check, so limits apply to what is stored.
-TagName = Annotated[str, BeforeValidator(_tag_name), Field(min_length=1, max_length=MAX_TAG_LENGTH)]
+TagName = Annotated[
+    str,
+    BeforeValidator(_tag_name),
+    Field(
+        min_length=1, max_length=MAX_TAG_LENGTH, json_schema_extra={"pattern": NON_BLANK_PATTERN}
+    ),
+]
 
 
 class TagRename(InputModel):

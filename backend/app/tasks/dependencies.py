@@ -4,9 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
+from app.core.openapi import raises
+from app.tasks.exceptions import PreconditionFailed
 from app.tasks.schemas import IfMatch
 
 
+@raises(PreconditionFailed)  # a stale If-Match, checked by the write itself
 async def get_precondition(
     if_match: Annotated[
         str | None,

@@ -23,7 +23,9 @@ class TaskProjectNotFound(ValidationFailed):
     detail = "The project does not exist"
 
     def __init__(self) -> None:
-        super().__init__(errors=[{"field": "body.project_id", "message": "Project not found"}])
+        super().__init__(
+            errors=[{"field": "body.project_id", "message": "Project not found", "type": self.code}]
+        )
 
 
 class IdempotencyKeyReused(Conflict):

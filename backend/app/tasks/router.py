@@ -8,10 +8,16 @@ from fastapi import APIRouter, Depends, Response
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core.db import DatabaseDep
-from app.core.openapi import problems
+from app.core.openapi import problems, sends
 from app.core.query_model import QueryModel
 from app.tasks import queries, service
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
+from app.tasks.exceptions import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    TaskNotFound,
+    TaskProjectNotFound,
+)
 from app.tasks.schemas import (
     TaskCompletion,
     TaskCreate,
@@ -29,7 +35,15 @@ def _json(task: service.TaskJson) -> Response:
     return Response(task.body, media_type="application/json", headers={"ETag": f'"{task.version}"'})
 
 
-@router.post("", status_code=201, response_model=TaskPublic, responses=problems(401, 409, 415))
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskPublic,
+    responses={
+        **problems(IdempotencyKeyReused, IdempotencyKeyInProgress, TaskProjectNotFound),
+        **sends(201, "Location", "ETag", "Idempotent-Replayed"),
+    },
+)
 async def create_task(
     data: TaskCreate,
     db: DatabaseDep,
@@ -53,7 +67,6 @@ _LIST_QUERY = QueryModel(TaskQuery)
 @router.get(
     "",
     response_model=TaskList,
-    responses=problems(401),
     openapi_extra={"parameters": _LIST_QUERY.openapi_parameters()},
 )
 async def list_tasks(
@@ -66,13 +79,17 @@ async def list_tasks(
     return Response(body, media_type="application/json")
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses=problems(401, 404))
+_ONE = {**problems(TaskNotFound), **sends(200, "ETag")}
+_WRITE = {**problems(TaskNotFound, TaskProjectNotFound), **sends(200, "ETag")}
+
+
+@router.get("/{task_id}", response_model=TaskPublic, responses=_ONE)
 async def get_task(task_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal) -> Response:
     """Get one task (its ETag is its version)."""
     return _json(await service.get_task(db, user.id, task_id))
 
 
-@router.put("/{task_id}", response_model=TaskPublic, responses=problems(401, 404, 412, 415))
+@router.put("/{task_id}", response_model=TaskPublic, responses=_WRITE)
 async def replace_task(
     task_id: uuid.UUID,
     data: TaskCreate,
@@ -84,7 +101,7 @@ async def replace_task(
     return _json(await service.replace_task(db, user.id, task_id, data, precondition))
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, responses=problems(401, 404, 412, 415))
+@router.patch("/{task_id}", response_model=TaskPublic, responses=_WRITE)
 async def update_task(
     task_id: uuid.UUID,
     data: TaskUpdate,
@@ -96,9 +113,7 @@ async def update_task(
     return _json(await service.update_task(db, user.id, task_id, data, precondition))
 
 
-@router.patch(
-    "/{task_id}/complete", response_model=TaskPublic, responses=problems(401, 404, 412, 415)
-)
+@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=_ONE)
 async def complete_task(
     task_id: uuid.UUID,
     db: DatabaseDep,
@@ -111,7 +126,7 @@ async def complete_task(
     return _json(await service.set_completion(db, user.id, task_id, completed, precondition))
 
 
-@router.delete("/{task_id}", status_code=204, responses=problems(401, 404, 412))
+@router.delete("/{task_id}", status_code=204, responses=problems(TaskNotFound))
 async def delete_task(
     task_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal, precondition: Precondition
 ) -> None:

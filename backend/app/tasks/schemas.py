@@ -18,7 +18,16 @@ from pydantic import (
 )
 
 from app.core.sanitize import forbidden_character
-from app.core.schemas import InputModel, PlainText, Timestamp, TrimmedText, as_utc
+from app.core.schemas import (
+    InputModel,
+    IsoDate,
+    IsoDateTime,
+    NotNull,
+    PlainText,
+    Timestamp,
+    TrimmedText,
+    as_utc,
+)
 from app.tags.schemas import TagName
 from app.tasks.models import Priority
 
@@ -38,7 +47,7 @@ class TaskCreate(InputModel):
     title: Title
     description: Description | None = None
     priority: Priority = Priority.MEDIUM
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     project_id: uuid.UUID | None = None
     tags: TagList = Field(default_factory=list)
 
@@ -47,13 +56,14 @@ class TaskUpdate(InputModel):
     """PATCH: omitted fields stay; an explicit `null` clears description, due_date or
     project_id; `tags` replaces the whole set; `completed` works as in /complete."""
 
-    title: Title | None = None
+    # Not nullable (a validator refuses null): only the fields below that say so are.
+    title: Annotated[Title | None, NotNull] = None
     description: Description | None = None
-    priority: Priority | None = None
-    due_date: date | None = None
+    priority: Annotated[Priority | None, NotNull] = None
+    due_date: IsoDate | None = None
     project_id: uuid.UUID | None = None
-    tags: TagList | None = None
-    completed: StrictBool | None = None
+    tags: Annotated[TagList | None, NotNull] = None
+    completed: Annotated[StrictBool | None, NotNull] = None
 
     @field_validator("title", "priority", "tags", "completed")
     @classmethod
@@ -164,10 +174,10 @@ class TaskQuery(BaseModel):
             description="Case-insensitive substring of title or description (`%` and `_` are literal)",
         )
     )
-    due_before: date | None = Field(default=None, description="Due on or before this date")
-    due_after: date | None = Field(default=None, description="Due on or after this date")
-    updated_since: Annotated[datetime, AfterValidator(_utc_timestamp)] | None = Field(
-        default=None, description="Changed at or after this timestamp"
+    due_before: IsoDate | None = Field(default=None, description="Due on or before this date")
+    due_after: IsoDate | None = Field(default=None, description="Due on or after this date")
+    updated_since: Annotated[IsoDateTime, AfterValidator(_utc_timestamp)] | None = Field(
+        default=None, description="Changed at or after this instant (RFC 3339, with an offset)"
     )
     sort_by: SortBy = SortBy.CREATED_AT
     sort_direction: SortDirection = SortDirection.DESC

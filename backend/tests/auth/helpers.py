@@ -10,6 +10,7 @@ import httpx
 import jwt
 from fastapi import FastAPI
 
+from app.core.schemas import FieldError
 from tests.conftest import PASSWORD, UserHandle
 
 AUTH = "/api/v1/auth"
@@ -85,8 +86,10 @@ def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_messages(body: dict[str, Any]) -> dict[str, str]:
-    """422 `errors` as {field: message}; each item must be exactly {field, message}."""
-    assert all(set(error) == {"field", "message"} for error in body["errors"])
+    """422 `errors` as {field: message}; each item is {field, message, type} and the
+    failed check's limits, never anything else (no `input`)."""
+    allowed = set(FieldError.model_fields)
+    assert all({"field", "message", "type"} <= set(e) <= allowed for e in body["errors"])
     return {error["field"]: error["message"] for error in body["errors"]}
 
 

@@ -88,7 +88,7 @@ class TestChangePassword:
 
     @pytest.mark.parametrize(
         ("new", "reason"),
-        [("short", "at least 8"), ("qwertyuiop", "commonly used"), ("y" * 129, "at most 128")],
+        [("sh0rt!", "at least 8"), ("qwertyuiop", "commonly used"), ("y" * 129, "at most 128")],
         ids=["short", "common", "too-long"],
     )
     async def test_weak_new_password_is_422(

@@ -10,10 +10,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
+from app.core.schemas import FieldError
 from tests.conftest import AppFactory, client_for
 
 SECRET = "SECRETMARKER-7f3a"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
+FIELD_ERROR_KEYS = set(FieldError.model_fields)
 # Nothing listens on port 1: every connection attempt is refused at once.
 UNREACHABLE_DB = "postgresql+asyncpg://postgres@127.0.0.1:1/nope"
 
@@ -28,7 +30,9 @@ def assert_problem(
     if status == 422:
         assert set(body) == PROBLEM_KEYS | {"errors"}
         assert body["errors"], body
-        assert all(set(error) == {"field", "message"} for error in body["errors"])
+        for error in body["errors"]:  # `{field, message, type}` and the failed limit
+            assert {"field", "message", "type"} <= set(error) <= FIELD_ERROR_KEYS, error
+            FieldError.model_validate(error)
     else:
         assert set(body) == PROBLEM_KEYS
     assert body["status"] == status

@@ -199,7 +199,12 @@ class TestForbiddenCharacters:
     ) -> None:
         response = await client.patch(ME, json={"name": f"a{char}b"}, headers=user.headers)
         body = assert_problem(response, 422)
-        assert body["errors"] == [{"field": "body.name", "message": body["errors"][0]["message"]}]
+        [error] = body["errors"]
+        assert error == {
+            "field": "body.name",
+            "message": error["message"],
+            "type": "forbidden_character",
+        }
         assert "not allowed" in body["errors"][0]["message"]
 
     @pytest.mark.parametrize(

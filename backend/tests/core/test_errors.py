@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 
 import asyncpg
 import httpx
@@ -181,8 +182,43 @@ def test_messages_quoting_the_input_are_replaced() -> None:
         ]
     )
     assert validation_errors(exc) == [
-        {"field": "body.email", "message": "Invalid value"},
-        {"field": "body.name", "message": "Too long"},
+        {"field": "body.email", "message": "Invalid value", "type": "x"},
+        {"field": "body.name", "message": "Too long", "type": "y"},
+    ]
+
+
+def test_limits_are_copied_but_never_the_input() -> None:
+    exc = RequestValidationError(
+        [
+            {
+                "loc": ("body", "title"),
+                "msg": "String should have at most 200 characters",
+                "input": SECRET,
+                "type": "string_too_long",
+                "ctx": {"max_length": 200, "actual_length": 201, "other": SECRET},
+            },
+            {
+                "loc": ("query", "due_before"),
+                "msg": "Input should be greater than or equal to 2026-01-01",
+                "input": SECRET,
+                "type": "greater_than_equal",
+                "ctx": {"ge": date(2026, 1, 1)},
+            },
+        ]
+    )
+    assert validation_errors(exc) == [
+        {
+            "field": "body.title",
+            "message": "String should have at most 200 characters",
+            "type": "string_too_long",
+            "max_length": 200,
+        },
+        {
+            "field": "query.due_before",
+            "message": "Input should be greater than or equal to 2026-01-01",
+            "type": "greater_than_equal",
+            "ge": "2026-01-01",
+        },
     ]
 
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from tests.conftest import AppFactory, client_for
 
-PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -28,7 +28,20 @@ def _assert_errors_are_problems(schema: dict[str, Any], prefix: str) -> None:
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
         assert errors, (method, path)
         for status, response in errors.items():
-            assert response["content"] == PROBLEM_CONTENT, (method, path, status)
+            _assert_problem_content(response, int(status), (method, path))
+
+
+def _assert_problem_content(response: dict[str, Any], status: int, where: Any) -> list[str]:
+    """problem+json only: a Problem whose status is pinned and whose code is an enum.
+    Returns the codes."""
+    assert set(response["content"]) == {"application/problem+json"}, where
+    schema = response["content"]["application/problem+json"]["schema"]
+    problem, pinned = schema["allOf"]
+    assert problem == PROBLEM_REF, where
+    assert pinned["properties"]["status"]["enum"] == [status], where
+    codes: list[str] = pinned["properties"]["code"]["enum"]
+    assert codes, where
+    return codes
 
 
 class TestOpenApi:
@@ -52,7 +65,7 @@ class TestOpenApi:
             "request_id",
             "errors",
         }
-        assert set(schemas["FieldError"]["required"]) == {"field", "message"}
+        assert set(schemas["FieldError"]["required"]) == {"field", "message", "type"}
 
     async def test_every_route_with_input_documents_422(self, client: httpx.AsyncClient) -> None:
         schema = (await client.get("/openapi.json")).json()
@@ -78,4 +91,5 @@ async def test_routes_without_declared_errors_get_problem_422(make_app: AppFacto
         response = await client.get("/openapi.json")
     assert "HTTPValidationError" not in response.text
     operation = response.json()["paths"]["/extra/{item_id}"]["get"]
-    assert operation["responses"]["422"]["content"] == PROBLEM_CONTENT
+    codes = _assert_problem_content(operation["responses"]["422"], 422, "extra")
+    assert codes == ["validation_error"]

@@ -144,7 +144,13 @@ class TestCreateTask:
         assert response.status_code == 422
         problem = response.json()
         assert problem["code"] == "project_not_found"
-        assert problem["errors"] == [{"field": "body.project_id", "message": "Project not found"}]
+        assert problem["errors"] == [
+            {
+                "field": "body.project_id",
+                "message": "Project not found",
+                "type": "project_not_found",
+            }
+        ]
 
     async def test_other_users_project_is_answered_like_a_missing_one(
         self, client, user: UserHandle, other_user: UserHandle, project_factory
