@@ -5,13 +5,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.api import api_router, health_router
+from app.auth.dependencies import require_local_auth
 from app.auth.revocations import SessionCache
 from app.auth.service import TOUCH_INTERVAL, AuthContext, ExternalAccounts
 from app.core import migrations
@@ -20,7 +21,7 @@ from app.core.db import Database
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware, body_routes
-from app.core.openapi import operation_id
+from app.core.openapi import api_routes, operation_id
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher
 from app.core.tokens import TokenService
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    if not settings.LOCAL_AUTH_ENABLED:
+        _hide_local_auth(app)
 
     # Added innermost first: the request context wraps everything else.
     app.add_middleware(
@@ -128,6 +131,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # decides (uvicorn's own default would trust any proxy on 127.0.0.1).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.FORWARDED_ALLOW_IPS)
     return app
+
+
+def _hide_local_auth(app: FastAPI) -> None:
+    """LOCAL_AUTH_ENABLED=false: our own sign-in routes answer 404, so the document
+    leaves them out too (they are the routes with the `require_local_auth` dependency)."""
+    local = {
+        (route.path_format, method.lower())
+        for route in api_routes(app.routes)
+        if any(
+            d.dependency is require_local_auth
+            for d in getattr(route.original_route, "dependencies", ())
+        )
+        for method in route.methods or ()
+    }
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for path, method in local:
+            operations = schema["paths"].get(path, {})
+            operations.pop(method, None)
+            if not operations:
+                schema["paths"].pop(path, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _start_embedded(settings: Settings, database: Database) -> "EmbeddedDatabase":

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
@@ -14,7 +14,6 @@ from app.auth.dependencies import (
     Client,
     CurrentUser,
     LocalUser,
-    oauth2_scheme,
     require_local_auth,
 )
 from app.auth.exceptions import (
@@ -164,11 +163,13 @@ async def refresh_tokens(
     auth: AuthDep,
     client: Client,
     response: Response,
-    bearer: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request,
 ) -> AuthResponse:
     """Trade a refresh token for a new pair; the old one is spent."""
-    if bearer and auth.tokens.external_enabled:
-        await _refuse_external(auth, bearer)
+    # A public route (no security in the document): the header is only looked at.
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if bearer and scheme.lower() == "bearer" and auth.tokens.external_enabled:
+        await _refuse_external(auth, bearer.strip())
     await auth.limiter.hit(auth.settings.REFRESH_RATE_LIMIT, "refresh", client.address)
     issued = await service.refresh(db, auth, data.refresh_token, client.user_agent)
     _no_store(response)

@@ -665,3 +665,14 @@ class TestSettings:
         monkeypatch.delenv("EXTERNAL_JWT_SECRET", raising=False)
         with pytest.raises(ValidationError, match="LOCAL_AUTH_ENABLED=false needs"):
             Settings(**self.base(LOCAL_AUTH_ENABLED=False))
+
+
+async def test_the_document_leaves_out_our_sign_in_when_it_is_off(
+    make_external_app: AppMaker,
+) -> None:
+    async with client_for(make_external_app(LOCAL_AUTH_ENABLED=False)) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    assert f"{AUTH}/signup" not in paths
+    assert f"{AUTH}/sessions/{{session_id}}" not in paths
+    assert set(paths[f"{AUTH}/me"]) == {"get", "patch", "delete"}
+    assert "/api/v1/tasks" in paths
