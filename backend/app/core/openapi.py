@@ -83,6 +83,12 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "required": True,
         "schema": {"type": "string", "pattern": r'^"[0-9]+"$'},
     },
+    "ETag (body)": {
+        "description": "A hash of the body, quoted: send it back in If-None-Match to get 304 "
+        "while nothing in the page (or its total) changed",
+        "required": True,
+        "schema": {"type": "string", "pattern": r'^"[0-9a-f]{32}"$'},
+    },
     "Location": {
         "description": "The new resource's URL",
         "required": True,
@@ -118,8 +124,13 @@ _HEADERS: dict[str, dict[str, Any]] = {
 
 
 def sends(status: int, *headers: str) -> dict[int | str, dict[str, Any]]:
-    """A `responses=` entry documenting the headers a route's success response carries."""
-    return {status: {"headers": {name: _HEADERS[name] for name in headers}}}
+    """A `responses=` entry documenting the headers a route's success response carries
+    (`"ETag (body)"`: the ETag header, described as a hash of the body)."""
+    return {status: {"headers": {name.split(" ")[0]: _HEADERS[name] for name in headers}}}
+
+
+def header_schema(name: str) -> dict[str, Any]:
+    return _HEADERS[name]
 
 
 def operation_id(route: APIRoute) -> str:

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from app.auth.dependencies import CurrentPrincipal
+from app.core import conditional
+from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
-from app.core.openapi import problems, sends
+from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
 from app.tasks import queries, service
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
@@ -67,26 +69,49 @@ _LIST_QUERY = QueryModel(TaskQuery)
 @router.get(
     "",
     response_model=TaskList,
+    responses={
+        **sends(200, "ETag (body)"),
+        **conditional.documented(header_schema("ETag (body)")),
+    },
     openapi_extra={"parameters": _LIST_QUERY.openapi_parameters()},
 )
 async def list_tasks(
     query: Annotated[TaskQuery, Depends(_LIST_QUERY.dependency())],
     db: DatabaseDep,
     user: CurrentPrincipal,
+    if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    """List the user's tasks: filter, search, sort and paginate."""
+    """List the user's tasks: filter, search, sort and paginate. The ETag changes
+    whenever anything in the page or its total does: send it back in If-None-Match
+    for a 304 while nothing changed."""
     body = await queries.list_tasks(db, user.id, query)
-    return Response(body, media_type="application/json")
+    etag = conditional.body_etag(body)
+    if conditional.matches(if_none_match, etag):
+        return conditional.not_modified(etag)
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
-_ONE = {**problems(TaskNotFound), **sends(200, "ETag")}
+_ONE = {
+    **problems(TaskNotFound),
+    **sends(200, "ETag"),
+    **conditional.documented(header_schema("ETag")),
+}
 _WRITE = {**problems(TaskNotFound, TaskProjectNotFound), **sends(200, "ETag")}
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=_ONE)
-async def get_task(task_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal) -> Response:
-    """Get one task (its ETag is its version)."""
-    return _json(await service.get_task(db, user.id, task_id))
+async def get_task(
+    task_id: uuid.UUID,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    if_none_match: IfNoneMatchHeader = None,
+) -> Response:
+    """Get one task (its ETag is its version; If-None-Match with it: 304)."""
+    task = await service.get_task(db, user.id, task_id)
+    etag = f'"{task.version}"'
+    if conditional.matches(if_none_match, etag):
+        return conditional.not_modified(etag)
+    return _json(task)
 
 
 @router.put("/{task_id}", response_model=TaskPublic, responses=_WRITE)
