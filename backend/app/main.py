@@ -17,6 +17,7 @@ from app.auth.service import TOUCH_INTERVAL, AuthContext
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import Database
+from app.core.docs import add_docs_routes
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by add_docs_routes from the app's own files, not from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    add_docs_routes(app)
 
     # Added innermost first: the request context wraps everything else.
     app.add_middleware(
