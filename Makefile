@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean
+.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean \
+	docs-check
 
 install: $(STAMP)
 
@@ -61,6 +62,12 @@ faults: install
 # REPLICAS_ARGS="--pooler direct" (or bare) puts PgBouncer in transaction mode between.
 replicas: install
 	cd backend && $(BIN)/python -m replicas $(REPLICAS_ARGS)
+
+# /docs and /redoc rendered by headless Chromium with no network but the app's own
+# (scripts/docs-check: every operation drawn, Authorize shown, screenshot not blank).
+# Needs Debian's chromium (apt-get install -y chromium; .ci/run installs it when missing).
+docs-check: install
+	BIN=$(BIN) scripts/docs-check
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app
