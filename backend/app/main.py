@@ -38,6 +38,12 @@ Errors are RFC 9457 `application/problem+json` with a stable `code` and the
 """
 
 
+# Response headers a browser client may read across origins (CORS hides all but a few
+# by default): the request id, versions for If-Match, where a created task lives, when
+# to retry, and whether an Idempotency-Key replayed a stored response.
+EXPOSED_HEADERS = ("X-Request-ID", "ETag", "Location", "Retry-After", "Idempotent-Replayed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL)
@@ -99,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.CORS_ORIGINS,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+            expose_headers=list(EXPOSED_HEADERS),
         )
     app.add_middleware(RequestContextMiddleware, timeout=settings.REQUEST_TIMEOUT)
     if settings.FORWARDED_ALLOW_IPS:
