@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean \
-	docs-check lock check-lock
+	docs-check lock check-lock walk-check
 
 install: $(STAMP)
 
@@ -74,6 +74,11 @@ lock: install
 # Fails when the three disagree (CI runs it): the fix is `make lock`.
 check-lock: install
 	UV=$(BIN)/uv scripts/check-lock
+
+# The README's curl walk (scripts/walk) twice against `make run` on a free loopback port
+# with a fresh DATA_DIR: signup, then 409 -> login, a task, the list, logout.
+walk-check: install
+	scripts/walk-check
 
 # /docs and /redoc rendered by headless Chromium with no network but the app's own
 # (scripts/docs-check: every operation drawn, Authorize shown, screenshot not blank).
