@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean
+.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean \
+	docs-check lock check-lock walk-check
 
 install: $(STAMP)
 
@@ -61,6 +62,29 @@ faults: install
 # REPLICAS_ARGS="--pooler direct" (or bare) puts PgBouncer in transaction mode between.
 replicas: install
 	cd backend && $(BIN)/python -m replicas $(REPLICAS_ARGS)
+
+# pyproject.toml -> uv.lock -> requirements.txt. After changing a pin in pyproject.toml
+# (or merging a branch that did), run this; commit all three files. uv is pinned (the
+# dev group, tool.uv.required-version) so every machine writes the same files.
+lock: install
+	$(BIN)/uv lock
+	UV=$(BIN)/uv scripts/requirements-txt > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+# Fails when the three disagree (CI runs it): the fix is `make lock`.
+check-lock: install
+	UV=$(BIN)/uv scripts/check-lock
+
+# The README's curl walk (scripts/walk) twice against `make run` on a free loopback port
+# with a fresh DATA_DIR: signup, then 409 -> login, a task, the list, logout.
+walk-check: install
+	scripts/walk-check
+
+# /docs and /redoc rendered by headless Chromium with no network but the app's own
+# (scripts/docs-check: every operation drawn, Authorize shown, screenshot not blank).
+# Needs Debian's chromium (apt-get install -y chromium; .ci/run installs it when missing).
+docs-check: install
+	BIN=$(BIN) scripts/docs-check
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app

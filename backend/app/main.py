@@ -18,6 +18,7 @@ from app.auth.service import TOUCH_INTERVAL, AuthContext, ExternalAccounts
 from app.core import migrations
 from app.core.config import Settings, get_settings
 from app.core.db import Database
+from app.core.docs import add_docs_routes
 from app.core.handlers import register_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodyMiddleware, RequestContextMiddleware, body_routes
@@ -55,6 +56,11 @@ TAGS = [
         "`/api/{user_id}/...` (`user_id` must be the caller's own id, else 403)",
     },
 ]
+
+# Response headers a browser client may read across origins (CORS hides all but a few
+# by default): the request id, versions for If-Match, where a created task lives, when
+# to retry, and whether an Idempotency-Key replayed a stored response.
+EXPOSED_HEADERS = ("X-Request-ID", "ETag", "Location", "Retry-After", "Idempotent-Replayed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -98,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         servers=[{"url": "/", "description": "The server that serves this document"}],
         openapi_tags=TAGS,
+        # Served by add_docs_routes from the app's own files, not from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -108,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     if not settings.LOCAL_AUTH_ENABLED:
         _hide_local_auth(app)
+    add_docs_routes(app)
 
     # Added innermost first: the request context wraps everything else.
     app.add_middleware(
@@ -122,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.CORS_ORIGINS,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+            expose_headers=list(EXPOSED_HEADERS),
         )
     app.add_middleware(RequestContextMiddleware, timeout=settings.REQUEST_TIMEOUT)
     if settings.FORWARDED_ALLOW_IPS:

@@ -1,15 +1,22 @@
 """Settings: one class, read from the environment (and `.env` when present)."""
 
 import ipaddress
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Placeholders that must never sign tokens outside development (the official
 # full-stack template refuses "changethis" the same way).
@@ -39,6 +46,55 @@ class Environment(StrEnum):
 # `.env` in the working directory; a later file wins, real environment variables win
 # over both. In the container neither file exists: compose passes the environment.
 _ENV_FILES = (Path(__file__).resolve().parents[3] / ".env", Path(".env"))
+
+
+# Secrets that may come from a file instead (Docker/Kubernetes secrets, mounted under
+# /run/secrets): `SECRET_KEY_FILE=/run/secrets/secret_key` reads SECRET_KEY from it.
+FILE_SETTINGS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "DATABASE_DIRECT_URL",
+    "REDIS_URL",
+    "EXTERNAL_JWT_SECRET",
+)
+
+
+class FileVariables(PydanticBaseSettingsSource):
+    """`X_FILE` environment variables for the settings in FILE_SETTINGS: when `X_FILE`
+    is set and `X` is not, X is the file's content less one trailing newline (what
+    `echo` and editors add). Both set is refused: one of the two would be silently
+    ignored. Messages name the variable and the path, never the content."""
+
+    def __init__(self, settings_cls: type[BaseSettings], *others: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self._others = others
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+        return None, field_name, False  # unused: __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        given = {name.upper() for source in self._others for name in source()}
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in FILE_SETTINGS:
+            path = environ.get(f"{name}_FILE", "")
+            if not path:
+                continue
+            if name in given:
+                raise ValueError(f"{name} and {name}_FILE are both set: set only one of them")
+            values[name] = _read_secret_file(f"{name}_FILE", Path(path))
+        return values
+
+
+def _read_secret_file(variable: str, path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.__class__.__name__}") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text.strip():
+        raise ValueError(f"{variable}: {path} is empty")
+    return text
 
 
 class Settings(BaseSettings):
@@ -117,6 +173,20 @@ class Settings(BaseSettings):
     HTTP_KEEPALIVE_TIMEOUT: int = Field(default=5, ge=1)
     # On SIGTERM: how long in-flight requests may take to finish before they are cancelled.
     HTTP_GRACEFUL_TIMEOUT: int = Field(default=20, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values passed to Settings(...) first, then X_FILE, then the environment and .env
+        # (X_FILE beside X from either is refused by FileVariables).
+        files = FileVariables(settings_cls, env_settings, dotenv_settings)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator("CORS_ORIGINS", "FORWARDED_ALLOW_IPS", mode="before")
     @classmethod

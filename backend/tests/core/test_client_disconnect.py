@@ -129,3 +129,35 @@ async def test_a_client_that_stays_gets_its_answer(served: tuple[FastAPI, int]) 
         assert await reader.readexactly(length) == b'{"size":%d}' % len(body)
     writer.close()
     await writer.wait_closed()
+
+
+async def test_an_empty_body_in_two_messages_is_one() -> None:
+    """A server may send a body-less request's empty body as b"" with more_body, then
+    the end (httpx's ASGITransport does). The app gets one complete message, and its next
+    `receive()` waits for the hang-up instead of answering at once: Starlette's
+    FileResponse loops on `receive()` until `http.disconnect` and spun for ever."""
+    from app.core.middleware import _DisconnectWatch
+
+    queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    for message in (
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ):
+        queue.put_nowait(message)
+
+    async def receive() -> dict[str, object]:
+        return await queue.get()
+
+    async def app() -> list[dict[str, object]]:
+        watch = _DisconnectWatch({"type": "http", "headers": []}, receive)  # type: ignore[arg-type]
+        first = await watch.receive()
+        second = asyncio.ensure_future(watch.receive())
+        await asyncio.sleep(0.05)
+        assert not second.done(), second.result()  # nothing more until the client goes
+        watch.response_complete = True
+        queue.put_nowait({"type": "http.disconnect"})
+        return [first, await asyncio.wait_for(second, 1)]
+
+    first, second = await asyncio.wait_for(app(), 2)
+    assert first == {"type": "http.request", "body": b"", "more_body": False}
+    assert second == {"type": "http.disconnect"}

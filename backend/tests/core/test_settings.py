@@ -241,3 +241,88 @@ class TestPooler:
     def test_bad_values_are_refused(self, overrides: dict[str, str]) -> None:
         with pytest.raises(ValidationError):
             _settings(DATABASE_URL=self.POOLED, **overrides)
+
+
+class TestFileVariables:
+    """X_FILE (Docker/Kubernetes secrets): the file's content when X is not set."""
+
+    @pytest.fixture(autouse=True)
+    def _no_secret_in_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in ("SECRET_KEY", "DATABASE_URL", "DATABASE_DIRECT_URL", "REDIS_URL"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(f"{name}_FILE", raising=False)
+
+    def _secret(self, tmp_path: Path, name: str, content: str) -> Path:
+        path = tmp_path / name
+        path.write_text(content)
+        return path
+
+    def test_secret_key_from_a_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        key = secrets.token_urlsafe(48)
+        monkeypatch.setenv("SECRET_KEY_FILE", str(self._secret(tmp_path, "key", key + "\n")))
+        settings = _settings(ENVIRONMENT="production", DATA_DIR=tmp_path / "data")
+        assert settings.secret_key_bytes == key.encode()  # the trailing newline is gone
+
+    @pytest.mark.parametrize(
+        ("content", "value"),
+        [
+            ("postgresql+asyncpg://todo:pw@db:5432/todo\n", "postgresql+asyncpg://todo:pw@db:5432/todo"),
+            ("postgresql+asyncpg://todo:pw@db:5432/todo\r\n", "postgresql+asyncpg://todo:pw@db:5432/todo"),
+            ("postgresql+asyncpg://todo:pw@db:5432/todo", "postgresql+asyncpg://todo:pw@db:5432/todo"),
+        ],
+    )  # fmt: skip
+    def test_database_url_from_a_file(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str, value: str
+    ) -> None:
+        monkeypatch.setenv("DATABASE_URL_FILE", str(self._secret(tmp_path, "url", content)))
+        monkeypatch.setenv(
+            "REDIS_URL_FILE", str(self._secret(tmp_path, "redis", "redis://r:6379/0\n"))
+        )
+        settings = _settings(SECRET_KEY=secrets.token_urlsafe(48))
+        assert settings.DATABASE_URL == value
+        assert settings.REDIS_URL == "redis://r:6379/0"
+        assert not settings.embedded_database
+
+    def test_the_file_is_still_validated(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("SECRET_KEY_FILE", str(self._secret(tmp_path, "key", "changethis\n")))
+        with pytest.raises(ValidationError, match="SECRET_KEY"):
+            _settings(ENVIRONMENT="production", DATA_DIR=tmp_path)
+
+    def test_both_set_refuses_to_start(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("SECRET_KEY_FILE", str(self._secret(tmp_path, "key", "from-the-file")))
+        monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+        with pytest.raises(
+            ValueError, match="SECRET_KEY and SECRET_KEY_FILE are both set"
+        ) as raised:
+            _settings(DATA_DIR=tmp_path)
+        assert "from-the" not in str(raised.value)
+
+    def test_both_set_through_dotenv_refuses_to_start(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        dotenv = self._secret(tmp_path, ".env", "DATABASE_URL=postgresql+asyncpg://a@b/c\n")
+        monkeypatch.setenv("DATABASE_URL_FILE", str(self._secret(tmp_path, "url", "x")))
+        with pytest.raises(ValueError, match="DATABASE_URL and DATABASE_URL_FILE"):
+            Settings(_env_file=dotenv)  # type: ignore[call-arg]
+
+    @pytest.mark.parametrize("content", [None, "", "\n"])
+    def test_missing_or_empty_file_refuses_to_start(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str | None
+    ) -> None:
+        path = tmp_path / "key"
+        if content is not None:
+            path.write_text(content)
+        monkeypatch.setenv("SECRET_KEY_FILE", str(path))
+        with pytest.raises(ValueError, match=f"SECRET_KEY_FILE: .*{path}"):
+            _settings(DATA_DIR=tmp_path)
+
+    def test_unset_file_variable_changes_nothing(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("SECRET_KEY_FILE", "")
+        monkeypatch.setenv("SECRET_KEY", "k" + secrets.token_hex(20))
+        assert _settings(DATA_DIR=tmp_path).secret_key_bytes.startswith(b"k")

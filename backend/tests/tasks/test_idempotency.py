@@ -3,10 +3,11 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from tests.conftest import UserHandle
+from tests.conftest import PASSWORD, UserHandle, client_for
 from tests.tasks.helpers import TASKS, count_rows, list_tasks
 
 
@@ -123,3 +124,26 @@ class TestIdempotencyKey:
         assert len({r.json()["id"] for r in responses}) == 1
         assert await count_rows(app, "task") == 1
         assert (await list_tasks(client, user))["total"] == 1
+
+
+async def test_a_browser_on_another_origin_can_read_the_replay_header(make_app: Any) -> None:
+    """CORS exposes Idempotent-Replayed with the other headers a client reads: without
+    it in Access-Control-Expose-Headers, fetch() on another origin never sees it."""
+    origin = "https://app.example"
+    app = make_app(CORS_ORIGINS=[origin])
+    async with client_for(app) as client:
+        signup = await client.post(
+            "/api/v1/auth/signup", json={"email": "cors@example.com", "password": PASSWORD}
+        )
+        headers = {
+            "Authorization": f"Bearer {signup.json()['access_token']}",
+            "Idempotency-Key": "cors-1",
+            "Origin": origin,
+        }
+        await client.post(TASKS, json={"title": "Pay rent"}, headers=headers)
+        retry = await client.post(TASKS, json={"title": "Pay rent"}, headers=headers)
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.headers["access-control-allow-origin"] == origin
+    exposed = {h.strip().lower() for h in retry.headers["access-control-expose-headers"].split(",")}
+    assert exposed >= {"idempotent-replayed", "x-request-id", "etag", "location", "retry-after"}
