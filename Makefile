@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean
+.PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean \
+	schemathesis check-client
 
 install: $(STAMP)
 
@@ -61,6 +62,17 @@ faults: install
 # REPLICAS_ARGS="--pooler direct" (or bare) puts PgBouncer in transaction mode between.
 replicas: install
 	cd backend && $(BIN)/python -m replicas $(REPLICAS_ARGS)
+
+# Schemathesis (pinned in scripts/schemathesis, installed into .venv-schemathesis) against a
+# live app with a database of its own on the machine's PostgreSQL (SCHEMATHESIS_DATABASE_URL),
+# every check and phase; rate limits off, then on for the auth routes. ~2 min.
+schemathesis: install
+	BIN=$(BIN) scripts/schemathesis
+
+# redocly lint of /openapi.json and a TypeScript client generated from it, compiled with
+# tsc --strict (clients/typescript; needs Node.js 20+ and npm).
+check-client: install
+	BIN=$(BIN) scripts/check-client
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app
