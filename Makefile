@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: install run serve migrate test test-pooler faults replicas lint format bench clean \
-	docs-check lock check-lock walk-check
+	docs-check lock check-lock walk-check schemathesis check-client
 
 install: $(STAMP)
 
@@ -85,6 +85,17 @@ walk-check: install
 # Needs Debian's chromium (apt-get install -y chromium; .ci/run installs it when missing).
 docs-check: install
 	BIN=$(BIN) scripts/docs-check
+
+# Schemathesis (pinned in scripts/schemathesis, installed into .venv-schemathesis) against a
+# live app with a database of its own on the machine's PostgreSQL (SCHEMATHESIS_DATABASE_URL),
+# every check and phase; rate limits off, then on for the auth routes. ~2 min.
+schemathesis: install
+	BIN=$(BIN) scripts/schemathesis
+
+# redocly lint of /openapi.json and a TypeScript client generated from it, compiled with
+# tsc --strict (clients/typescript; needs Node.js 20+ and npm).
+check-client: install
+	BIN=$(BIN) scripts/check-client
 
 lint: install
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy app
