@@ -26,7 +26,7 @@ from app.auth.revocations import SessionCache
 from app.auth.schemas import SignupRequest
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.errors import ServiceUnavailable, ValidationFailed
+from app.core.errors import ServiceUnavailable
 from app.core.ratelimit import RateLimiter
 from app.core.schemas import utcnow
 from app.core.security import PasswordHasher, hash_refresh_token, new_refresh_token
@@ -275,8 +275,8 @@ async def delete_account(db: Database, auth: AuthContext, user: User, password: 
     provider signed the request's token)."""
     if user.external_subject is None:
         if password is None:
-            error = {"field": "body.password", "message": "Field required", "type": "missing"}
-            raise ValidationFailed(errors=[error])
+            # No body: the deletion is not confirmed (401, as for a wrong password).
+            raise InvalidCredentials("Confirm the deletion with the account's password")
         await _check_password(auth, user, password)
     else:
         auth.external.forget(user.external_subject)

@@ -176,13 +176,24 @@ class TestDeleteMe:
         assert (await client.get(f"{AUTH}/me", headers=user.headers)).status_code == 200
         assert (await login(client, user.email, user.password)).status_code == 200
 
+    @pytest.mark.parametrize("body", [None, "null"])
+    async def test_no_password_is_401_and_keeps_the_account(
+        self, client: httpx.AsyncClient, user: UserHandle, body: str | None
+    ) -> None:
+        """Our accounts confirm a deletion with their password (an external one needs
+        none, see test_external.py): without one, nothing is deleted."""
+        headers = {**user.headers, "Content-Type": "application/json"}
+        response = await client.request("DELETE", f"{AUTH}/me", content=body, headers=headers)
+        assert_problem(response, 401, "invalid_credentials")
+        assert (await client.get(f"{AUTH}/me", headers=user.headers)).status_code == 200
+
     async def test_other_users_are_unaffected(
         self, client: httpx.AsyncClient, user: UserHandle, other_user: UserHandle
     ) -> None:
         await self.delete(client, user, user.password)
         assert (await client.get(f"{AUTH}/me", headers=other_user.headers)).status_code == 200
 
-    @pytest.mark.parametrize("body", [None, {}, {"password": "x" * 12, "force": True}])
+    @pytest.mark.parametrize("body", [{}, {"password": "x" * 12, "force": True}])
     async def test_missing_or_extra_fields_are_422(
         self, client: httpx.AsyncClient, user: UserHandle, body: dict[str, Any] | None
     ) -> None:
