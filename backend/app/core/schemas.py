@@ -28,8 +28,16 @@ def _trimmed_text(value: Any) -> Any:
 # string (app/core/openapi.py adds it where a string has no pattern of its own).
 _ALLOWED = r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F]"
 TEXT_PATTERN = f"^{_ALLOWED}*$"
-# ...and trimmed names must keep a character that is not whitespace.
-NON_BLANK_PATTERN = rf"^{_ALLOWED}*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F]{_ALLOWED}*$"
+# ...and trimmed names must keep a character that is not whitespace. The whitespace is
+# spelled out: exactly what Python's str.strip() removes (str.isspace), since `\s` means
+# other sets in other regex engines (ECMAScript's lacks U+0085 and has U+FEFF), and
+# schemathesis generated a tag of U+0085 alone, which the schema allowed and trimming
+# made empty (422).
+_SPACE = (
+    r"\u0009-\u000D\u001C-\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F"
+    r"\u205F\u3000"
+)
+NON_BLANK_PATTERN = rf"^{_ALLOWED}*[^{_SPACE}\u0000-\u0008\u000B\u000C\u000E-\u001F]{_ALLOWED}*$"
 
 # Free text stored as sent (after sanitizing), e.g. descriptions.
 PlainText = Annotated[str, BeforeValidator(_plain_text)]
