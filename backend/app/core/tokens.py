@@ -167,26 +167,6 @@ class TokenService:
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def decode_access_token(self, token: str) -> AccessClaims:
-        """The claims of one of our valid access tokens, else TokenError. Whether its
-        session is still live is the caller's check, on every request."""
-        remembered = self._ours.get(token)
-        if remembered is not None:
-            claims: AccessClaims = remembered[0]
-            return claims
-        try:
-            if len(token) > MAX_OWN_TOKEN_CHARS:
-                raise TokenError("too long")
-            if jwt.get_unverified_header(token).get("alg") != ALGORITHM:
-                raise TokenError("algorithm")
-            claims, expires = self._decode_ours(token)
-        except TokenError:
-            raise
-        except Exception as exc:  # any library failure on hostile input is a bad token
-            raise TokenError(type(exc).__name__) from exc
-        self._ours.put(token, claims, expires)
-        return claims
-
     async def verify(self, token: str) -> AccessClaims | ExternalIdentity:
         """Ours (AccessClaims) or an external identity provider's (ExternalIdentity);
         TokenError when it is neither, IdentityProviderUnavailable when the JWKS

@@ -34,7 +34,11 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 def _json(task: service.TaskJson) -> Response:
     """The task's JSON with its ETag (its version)."""
-    return Response(task.body, media_type="application/json", headers={"ETag": f'"{task.version}"'})
+    return Response(task.body, media_type="application/json", headers={"ETag": _etag(task)})
+
+
+def _etag(task: service.TaskJson) -> str:
+    return f'"{task.version}"'
 
 
 @router.post(
@@ -108,7 +112,7 @@ async def get_task(
 ) -> Response:
     """Get one task (its ETag is its version; If-None-Match with it: 304)."""
     task = await service.get_task(db, user.id, task_id)
-    etag = f'"{task.version}"'
+    etag = _etag(task)
     if conditional.matches(if_none_match, etag):
         return conditional.not_modified(etag)
     return _json(task)

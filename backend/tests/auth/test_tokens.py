@@ -15,7 +15,7 @@ import pytest
 
 from app.core import tokens as token_module
 from app.core.config import Settings
-from app.core.tokens import TokenService
+from app.core.tokens import AccessClaims, TokenService
 from tests.auth.conftest import Forge
 from tests.auth.helpers import AUTH, assert_invalid_token, b64url, bearer, unsigned_token
 from tests.conftest import UserHandle
@@ -263,14 +263,18 @@ class TestVerifiedTokenCache:
         assert (await client.post(f"{AUTH}/logout", headers=user.headers)).status_code == 204
         assert_invalid_token(await self.me(client, user.access_token))
 
-    def test_the_cache_is_bounded(self, settings: Settings) -> None:
+    async def test_the_cache_is_bounded(self, settings: Settings) -> None:
         tokens = TokenService(settings)
         user_id = uuid.uuid4()
         minted = [tokens.create_access_token(user_id, uuid.uuid4()) for _ in range(20)]
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(token_module, "VERIFIED_CACHE_SIZE", 8)
-            claims = [tokens.decode_access_token(token) for token in minted]
+            claims = [await tokens.verify(token) for token in minted]
             assert len(tokens._ours._entries) == 8  # the oldest were let go
-        assert [c.user_id for c in claims] == [user_id] * 20
+        assert all(isinstance(c, AccessClaims) for c in claims)
+        assert [c.user_id for c in claims if isinstance(c, AccessClaims)] == [user_id] * 20
         # A token that was let go is simply verified again.
-        assert tokens.decode_access_token(minted[0]).session_id == claims[0].session_id
+        again = await tokens.verify(minted[0])
+        assert isinstance(again, AccessClaims)
+        assert isinstance(claims[0], AccessClaims)
+        assert again.session_id == claims[0].session_id
