@@ -5,9 +5,14 @@ that exists. A 304 carries the ETag and no body; anything malformed in the heade
 simply does not match (a full 200 answers it)."""
 
 import hashlib
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import Depends, Header, Response
+
+from app.core.errors import PreconditionFailed
+from app.core.openapi import raises
 
 IfNoneMatchHeader = Annotated[
     str | None,
@@ -53,3 +58,48 @@ def documented(etag: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             "headers": {"ETag": etag},
         }
     }
+
+
+_ENTITY_TAG = re.compile(r'^\s*(?:"(\d{1,18})"|(\d{1,18}))\s*$')
+
+
+@dataclass(frozen=True, slots=True)
+class IfMatch:
+    """A parsed If-Match header: `*`, or the versions it names."""
+
+    any: bool
+    versions: frozenset[int]
+
+    def matches(self, version: int) -> bool:
+        return self.any or version in self.versions
+
+    @classmethod
+    def parse(cls, header: str) -> "IfMatch":
+        """`"3"` (or a list `"3", "4"`) names versions, `*` matches any. A weak tag
+        (`W/"3"`) never matches (If-Match compares strongly, RFC 9110 §13.1.1) and
+        neither does anything malformed: both are answered 412. A bare `3` is accepted."""
+        if header.strip() == "*":
+            return cls(any=True, versions=frozenset())
+        versions = set()
+        for part in header.split(","):
+            match = _ENTITY_TAG.match(part)
+            if match:
+                versions.add(int(match.group(1) or match.group(2)))
+        return cls(any=False, versions=frozenset(versions))
+
+
+@raises(PreconditionFailed)  # a stale If-Match, checked by the write itself
+async def get_precondition(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=1024,
+            description='`"<version>"` as in the ETag; a stale one is 412, `*` matches any',
+        ),
+    ] = None,
+) -> IfMatch | None:
+    return IfMatch.parse(if_match) if if_match is not None else None
+
+
+Precondition = Annotated[IfMatch | None, Depends(get_precondition)]

@@ -25,3 +25,5 @@ class Project(SQLModel, table=True):
     color: str | None = Field(default=None, max_length=7)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    # Grows on every change of the fields above (not of task_count): the ETag.
+    version: int = 1

@@ -47,6 +47,10 @@ class ProjectPublic(BaseModel):
     task_count: int = Field(description="How many tasks are filed in the project")
     created_at: Timestamp
     updated_at: Timestamp
+    version: int = Field(
+        description="Grows on every change of the name, description or color (not of "
+        "task_count); the ETag is this number, quoted"
+    )
 
 
 class ProjectList(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     DateTime,
     Integer,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     null,
     select,
     table,
@@ -35,8 +37,9 @@ from sqlalchemy import (
     update,
 )
 
+from app.core.conditional import IfMatch
 from app.core.db import CompiledStatement, Database, compile_statement
-from app.core.errors import InvalidToken
+from app.core.errors import InvalidToken, PreconditionFailed
 from app.core.schemas import utcnow
 from app.projects.exceptions import ProjectNameTaken, ProjectNotFound
 from app.projects.models import Project
@@ -80,6 +83,7 @@ def _public_columns() -> tuple[Any, ...]:
         _task_count().label("task_count"),
         _p.created_at,
         _p.updated_at,
+        _p.version,
     )
 
 
@@ -101,8 +105,9 @@ def _integrity_error(exc: Exception) -> Exception:
 @lru_cache(maxsize=1)
 def _insert_statement() -> CompiledStatement:
     names = ("id", "user_id", "name", "name_key", "description", "color")
-    values = {name: bindparam(name, type_=_p[name].type) for name in names}
+    values: dict[str, Any] = {name: bindparam(name, type_=_p[name].type) for name in names}
     values |= {"created_at": bindparam("now"), "updated_at": bindparam("now")}
+    values["version"] = literal_column("1")
     return compile_statement(insert(_project).values(values))
 
 
@@ -118,7 +123,7 @@ async def create_project(db: Database, user_id: uuid.UUID, data: ProjectCreate) 
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _integrity_error(exc) from None
     return ProjectPublic(
-        **data.model_dump(), id=project_id, task_count=0, created_at=now, updated_at=now
+        **data.model_dump(), id=project_id, task_count=0, created_at=now, updated_at=now, version=1
     )
 
 
@@ -168,34 +173,65 @@ async def list_projects(db: Database, user_id: uuid.UUID, limit: int, offset: in
     return ProjectList(items=items, total=rows[0]["total"], limit=limit, offset=offset)
 
 
-@lru_cache(maxsize=8)
-def _update_statement(fields: frozenset[str]) -> CompiledStatement:
+def _matching(checked: bool) -> ColumnElement[bool]:
+    """The user's project of this id, at one of the If-Match versions when `checked`:
+    the write itself checks them, so of two racing writers with one If-Match exactly
+    one succeeds."""
+    if not checked:
+        return _owned()
+    return and_(_owned(), _p.version == func.any(bindparam("versions", type_=ARRAY(Integer))))
+
+
+def _precondition_params(precondition: IfMatch | None) -> tuple[bool, dict[str, Any]]:
+    checked = precondition is not None and not precondition.any
+    return checked, {"versions": sorted(precondition.versions)} if checked and precondition else {}
+
+
+@lru_cache(maxsize=16)
+def _update_statement(fields: frozenset[str], checked: bool) -> CompiledStatement:
     """The UPDATE for this set of PATCH fields (values are parameters of the same name)."""
-    values: dict[str, Any] = {"updated_at": bindparam("now")}
+    values: dict[str, Any] = {"updated_at": bindparam("now"), "version": _p.version + 1}
     for name in fields | ({"name_key"} if "name" in fields else set()):
         values[name] = bindparam(name, type_=_p[name].type)
     return compile_statement(
-        update(_project).where(_owned()).values(values).returning(*_public_columns())
+        update(_project).where(_matching(checked)).values(values).returning(*_public_columns())
     )
 
 
+@lru_cache(maxsize=1)
+def _version_statement() -> CompiledStatement:
+    return compile_statement(select(_p.version).where(_owned()))
+
+
+async def _why_not_written(conn: Any, params: dict[str, Any]) -> Exception:
+    """404 when the project is not the user's (or is gone), else 412 (a stale If-Match)."""
+    statement = _version_statement()
+    version = await conn.fetchval(statement.sql, *statement.args(params))
+    return ProjectNotFound() if version is None else PreconditionFailed()
+
+
 async def update_project(
-    db: Database, user_id: uuid.UUID, project_id: uuid.UUID, data: ProjectUpdate
+    db: Database,
+    user_id: uuid.UUID,
+    project_id: uuid.UUID,
+    data: ProjectUpdate,
+    precondition: IfMatch | None = None,
 ) -> ProjectPublic:
     """One UPDATE ... RETURNING, its own transaction: no prior read, no row lock held
-    between statements."""
+    between statements; If-Match is checked by the UPDATE itself."""
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
-    statement = _update_statement(frozenset(changes))
+    checked, versions = _precondition_params(precondition)
+    statement = _update_statement(frozenset(changes), checked)
     if "name" in changes:
         changes["name_key"] = changes["name"].casefold()
     params = changes | {"project_id": project_id, "user_id": user_id, "now": utcnow()}
     async with db.connection() as conn:
         try:
-            row = await conn.fetchrow(statement.sql, *statement.args(params))
+            row = await conn.fetchrow(statement.sql, *statement.args(params | versions))
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _integrity_error(exc) from None
-    if row is None:
-        raise ProjectNotFound()
+        if row is None:
+            raise await _why_not_written(conn, params) if checked else ProjectNotFound()
     return _public(row)
 
 
@@ -224,13 +260,17 @@ def _release_tasks_statement(delete_tasks: bool) -> CompiledStatement:
     return compile_statement(update(_task).where(_task.c.id == locked.c.id).values(values))
 
 
-@lru_cache(maxsize=1)
-def _delete_statement() -> CompiledStatement:
-    return compile_statement(delete(_project).where(_owned()).returning(_p.id))
+@lru_cache(maxsize=2)
+def _delete_statement(checked: bool) -> CompiledStatement:
+    return compile_statement(delete(_project).where(_matching(checked)).returning(_p.id))
 
 
 async def delete_project(
-    db: Database, user_id: uuid.UUID, project_id: uuid.UUID, delete_tasks: bool
+    db: Database,
+    user_id: uuid.UUID,
+    project_id: uuid.UUID,
+    delete_tasks: bool,
+    precondition: IfMatch | None = None,
 ) -> None:
     """Delete the project; its tasks go with it, or stay without a project.
 
@@ -238,9 +278,11 @@ async def delete_project(
     (its row, then the project it is filed in, FOR KEY SHARE), so deleting a project
     and changing one of its tasks never deadlock. When the project is not the user's
     (or is gone) no task of theirs matched, and the transaction rolls back anyway."""
-    release, remove = _release_tasks_statement(delete_tasks), _delete_statement()
+    checked, versions = _precondition_params(precondition)
+    release, remove = _release_tasks_statement(delete_tasks), _delete_statement(checked)
     params = {"project_id": project_id, "user_id": user_id, "now": utcnow()}
     async with db.transaction() as conn:
         await conn.execute(release.sql, *release.args(params))
-        if await conn.fetchval(remove.sql, *remove.args(params)) is None:
-            raise ProjectNotFound()
+        if await conn.fetchval(remove.sql, *remove.args(params | versions)) is None:
+            # Raised inside the transaction: the tasks' release is rolled back too.
+            raise await _why_not_written(conn, params) if checked else ProjectNotFound()

@@ -2,28 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Header
 
-from app.core.openapi import raises
-from app.tasks.exceptions import PreconditionFailed
-from app.tasks.schemas import IfMatch
-
-
-@raises(PreconditionFailed)  # a stale If-Match, checked by the write itself
-async def get_precondition(
-    if_match: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            max_length=1024,
-            description='`"<version>"` as in the ETag; a stale one is 412, `*` matches any',
-        ),
-    ] = None,
-) -> IfMatch | None:
-    return IfMatch.parse(if_match) if if_match is not None else None
-
-
-Precondition = Annotated[IfMatch | None, Depends(get_precondition)]
+from app.core.conditional import Precondition as Precondition  # re-exported
 
 IdempotencyKeyHeader = Annotated[
     str | None,

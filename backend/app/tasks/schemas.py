@@ -1,8 +1,6 @@
 """Task request and response bodies, the list's query parameters, and If-Match."""
 
-import re
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -17,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.conditional import IfMatch as IfMatch  # re-exported (tasks, tests)
 from app.core.sanitize import forbidden_character
 from app.core.schemas import (
     InputModel,
@@ -187,31 +186,3 @@ class TaskQuery(BaseModel):
     @property
     def tag_names(self) -> list[str]:
         return [*self.tags, *self.tags_brackets]
-
-
-_ENTITY_TAG = re.compile(r'^\s*(?:"(\d{1,18})"|(\d{1,18}))\s*$')
-
-
-@dataclass(frozen=True, slots=True)
-class IfMatch:
-    """A parsed If-Match header: `*`, or the versions it names."""
-
-    any: bool
-    versions: frozenset[int]
-
-    def matches(self, version: int) -> bool:
-        return self.any or version in self.versions
-
-    @classmethod
-    def parse(cls, header: str) -> "IfMatch":
-        """`"3"` (or a list `"3", "4"`) names versions, `*` matches any. A weak tag
-        (`W/"3"`) never matches (If-Match compares strongly, RFC 9110 §13.1.1) and
-        neither does anything malformed: both are answered 412. A bare `3` is accepted."""
-        if header.strip() == "*":
-            return cls(any=True, versions=frozenset())
-        versions = set()
-        for part in header.split(","):
-            match = _ENTITY_TAG.match(part)
-            if match:
-                versions.add(int(match.group(1) or match.group(2)))
-        return cls(any=False, versions=frozenset(versions))

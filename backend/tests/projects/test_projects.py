@@ -30,7 +30,7 @@ class TestCreateProject:
         assert response.status_code == 201
         project = response.json()
         assert set(project) == {
-            "id", "name", "description", "color", "task_count", "created_at", "updated_at",
+            "id", "name", "description", "color", "task_count", "created_at", "updated_at", "version",
         }  # fmt: skip
         assert project["name"] == "Home"
         assert project["description"] == "Around the house"
