@@ -12,6 +12,7 @@ from app.core.db import DatabaseDep
 from app.core.errors import Forbidden, ServiceUnavailable
 from app.core.openapi import problems, raises
 from app.projects.router import router as projects_router
+from app.sync.router import router as sync_router
 from app.tags.router import compat_router as tags_compat_router
 from app.tags.router import router as tags_router
 from app.tasks.router import router as tasks_router
@@ -23,6 +24,7 @@ v1_router.include_router(tasks_router)
 v1_router.include_router(auth_router)
 v1_router.include_router(projects_router)
 v1_router.include_router(tags_router)
+v1_router.include_router(sync_router)
 
 
 @raises(Forbidden)

@@ -26,6 +26,7 @@ from app.core.openapi import api_routes, operation_id
 from app.core.ratelimit import RateLimiter
 from app.core.security import PasswordHasher
 from app.core.tokens import TokenService
+from app.maintenance import Maintenance
 
 if TYPE_CHECKING:
     from app.core.embedded import EmbeddedDatabase
@@ -49,6 +50,10 @@ TAGS = [
     {"name": "auth", "description": "Accounts, tokens and sessions"},
     {"name": "projects", "description": "The user's projects, each with its task count"},
     {"name": "tags", "description": "The user's tags: usage counts, rename (merging), delete"},
+    {
+        "name": "sync",
+        "description": "Delta sync for offline-first clients: changes and deletions since a cursor",
+    },
     {"name": "health", "description": "Liveness and readiness"},
     {
         "name": "compat",
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions = SessionCache(ttl=TOUCH_INTERVAL.total_seconds())
     database = Database(settings)
     tokens = TokenService(settings)
+    maintenance = Maintenance(database, settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener_url = database.url if server is not None else settings.session_listener_url
         if listener_url is not None:
             sessions.start(listener_url)
+        maintenance.start()
         # Everything alive now (modules, routes, models, compiled statements) lives as
         # long as the process: keep it out of the collector's generations, so the
         # collections that per-request allocations trigger no longer walk it all
@@ -89,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await maintenance.stop()
             await sessions.stop()
             await tokens.close()
             hasher.close()

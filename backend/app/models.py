@@ -4,6 +4,7 @@
 from app.auth.models import RefreshToken, User, UserSession
 from app.core.db import metadata
 from app.projects.models import Project
+from app.sync.models import SyncChange
 from app.tags.models import Tag, TaskTag
 from app.tasks.models import IdempotencyKey, Task, TaskCount
 
@@ -11,6 +12,7 @@ __all__ = [
     "IdempotencyKey",
     "Project",
     "RefreshToken",
+    "SyncChange",
     "Tag",
     "Task",
     "TaskCount",

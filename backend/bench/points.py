@@ -27,6 +27,7 @@ EXTERNAL_COPIES = 100  # tasks the external twin of a bench user gets (the first
 
 # bench users (numbers), one per role
 LIST_USER, FILTER_USER, SEARCH_USER, GET_USER = 1, 2, 3, 4
+SYNC_USER = 5
 LOGIN_USER, STORM_LOGIN_USER, PATCH_USER, CREATE_USER = 97, 98, 99, 100
 REF_LIST_SUB, REF_CREATE_SUB = 7, 1999  # as perf-ref/README.md
 
@@ -149,6 +150,9 @@ class Context:
             raise PointError(f"GET {API}/tasks as user {user} listed no task: {_short(data)}")
         return list(items)
 
+    def tasks(self, user: int, limit: int) -> list[dict[str, Any]]:
+        return self._items(user, limit=limit)
+
     def task_id(self, user: int) -> str:
         key = f"task_id:{user}"
         if key not in self.found:
@@ -264,6 +268,34 @@ def _patch(ctx: Context, user: int) -> Req:
     return Req(f"{API}/tasks/{ctx.task_id(user)}", "PATCH", PATCH_BODY)
 
 
+SYNC_CHANGES = 10  # tasks changed since the cursor of sync_incremental
+
+
+def _sync_incremental(ctx: Context, user: int) -> Req:
+    """GET /sync with a cursor after which SYNC_CHANGES of the user's 10,000 tasks
+    changed: the cursor is the end of a full first sync (pages of 1,000), then the
+    changes are made, once per run and database."""
+    key = f"sync_cursor:{user}"
+    if key not in ctx.found:
+        cursor: str | None = None
+        while True:
+            query = urlencode({"limit": 1000, **({"cursor": cursor} if cursor else {})})
+            data = ctx.get(f"{API}/sync?{query}", user)
+            cursor = str(data["cursor"])
+            if not data["has_more"]:
+                break
+        for item in ctx.tasks(user, SYNC_CHANGES):
+            priority = "low" if item["priority"] == "high" else "high"
+            status, _ = http_json(
+                "PATCH", f"{ctx.base}{API}/tasks/{item['id']}", {"priority": priority},
+                token=ctx.token(user),
+            )  # fmt: skip
+            if status != 200:
+                raise PointError(f"PATCH of a task for sync_incremental answered {status}")
+        ctx.found[key] = cursor
+    return Req(f"{API}/sync?{urlencode({'cursor': ctx.found[key]})}")
+
+
 def login_req(ctx: Context, user: int) -> Req:
     body = json.dumps({"email": ctx.plan.email(user), "password": ctx.plan.password})
     return Req(f"{API}/auth/login", "POST", body, auth=False)
@@ -317,6 +349,8 @@ POINTS = [
     # A Better Auth (EdDSA) token instead of ours, beside `list` in the same run.
     Point("list_external", "GET /tasks, Better Auth token", _list, LIST_USER, external=True,
           versus="list", budget=Budget(min_versus_ratio=0.95)),
+    # Delta sync: 10 tasks changed since the cursor, of a user's 10,000.
+    Point("sync_incremental", "GET /sync, 10 changes", _sync_incremental, SYNC_USER),
     Point("health", "GET /health", _health, LIST_USER, default=False),
 ]  # fmt: skip
 BY_KEY = {p.key: p for p in POINTS}

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     # session routes answer 404.
     LOCAL_AUTH_ENABLED: bool = True
 
+    # Delta sync (GET /sync): deletions are remembered this long; an older cursor is
+    # 410. Every process purges older change-log rows every MAINTENANCE_INTERVAL
+    # seconds (app/maintenance.py; 0 turns it off, e.g. when a cron job runs
+    # `python -m app.maintenance` instead).
+    SYNC_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
+    MAINTENANCE_INTERVAL: float = Field(default=3600.0, ge=0)
+
     RATE_LIMIT_ENABLED: bool = True
     LOGIN_RATE_LIMIT: str = "10/minute"
     SIGNUP_RATE_LIMIT: str = "5/minute"

@@ -141,6 +141,21 @@ class ValidationFailed(AppError):
     detail = "The request is not valid"
 
 
+class InvalidCursor(ValidationFailed):
+    """A cursor (GET /sync) that is malformed or not the caller's."""
+
+    code = "invalid_cursor"
+    detail = "The cursor is not valid here; start again without it"
+
+
+class SyncCursorExpired(AppError):
+    """A sync cursor older than SYNC_RETENTION_DAYS: deletions since may be forgotten."""
+
+    status_code = 410
+    code = "sync_cursor_expired"
+    detail = "The cursor is too old; sync again without it"
+
+
 class HeadersTooLarge(AppError):
     status_code = 431
     code = "headers_too_large"

@@ -87,6 +87,16 @@ def _public_columns() -> tuple[Any, ...]:
     )
 
 
+def public_select() -> Any:
+    """The user's projects as every route answers them (`ProjectPublic`'s columns), for
+    readers outside this domain (sync) to filter further; binds `user_id`."""
+    return select(*_public_columns()).where(_p.user_id == bindparam("user_id"))
+
+
+def public(row: asyncpg.Record) -> ProjectPublic:
+    return _public(row)
+
+
 def _public(row: asyncpg.Record) -> ProjectPublic:
     return ProjectPublic.model_validate(dict(row))
 

@@ -48,6 +48,8 @@ class Task(SQLModel, table=True):
         Index("ix_task_user_id_title_key_id", "user_id", "title_key", "id"),
         Index("ix_task_user_id_due_date_id", "user_id", "due_date", "id"),
         Index("ix_task_user_id_priority_id", "user_id", "priority", "id"),
+        # A user's tasks by id: a first sync pages through them in this order.
+        Index("ix_task_user_id_id", "user_id", "id"),
         # Owner + status, in the default order.
         Index(
             "ix_task_user_id_completed_created_at_id", "user_id", "completed", "created_at", "id"

@@ -1,0 +1,1 @@
+"""Delta sync for offline-first clients (GET /api/v1/sync): see service.py."""
