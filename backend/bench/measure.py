@@ -19,14 +19,19 @@ def _spec(args: argparse.Namespace, point: Point, seconds: int) -> wrk.WrkSpec:
 
 
 def _target(base: str, req: Req, token: str | None) -> wrk.Target:
-    return wrk.Target(base + req.path, req.method, req.body, token if req.auth else None)
+    return wrk.Target(
+        base + req.path, req.method, req.body, token if req.auth else None, req.headers, req.expect
+    )
 
 
 def _probe(target: wrk.Target) -> None:
     """One request first: a route that answers an error is reported, not benchmarked."""
     body = None if target.body is None else json.loads(target.body)
-    status, data = procs.http_json(target.method, target.url, body, target.token, timeout=30)
-    if not 200 <= status < 300:
+    status, data = procs.http_json(
+        target.method, target.url, body, target.token, timeout=30,
+        extra_headers=dict(target.headers),
+    )  # fmt: skip
+    if status != target.expect if target.expect is not None else not 200 <= status < 300:
         short = str(data)[:300]
         raise PointError(f"{target.method} {target.url} answered {status}: {short}")
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from bench.idp import IdentityProvider
 from bench.prepare import SeedPlan
-from bench.procs import HOST, http_json
+from bench.procs import HOST, http_exchange, http_json
 from bench.results import MAX_STORM_P99_RATIO, Budget
 
 API = "/api/v1"
@@ -42,6 +42,8 @@ class Req:
     method: str = "GET"
     body: str | None = None
     auth: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+    expect: int | None = None  # the status every answer should have; None: any 2xx
 
     def describe(self) -> str:
         return f"{self.method} {self.path}" + (f" {self.body}" if self.body else "")
@@ -256,6 +258,19 @@ def _search(ctx: Context, user: int) -> Req:
     return Req(f"{API}/tasks?{urlencode({'search': ctx.search_word(user)})}")
 
 
+def _list_304(ctx: Context, user: int) -> Req:
+    """GET /tasks with the ETag of the list in If-None-Match: 304, no body."""
+    key = f"list_etag:{user}"
+    if key not in ctx.found:
+        status, headers, _ = http_exchange(
+            "GET", f"{ctx.base}{API}/tasks", token=ctx.token(user), timeout=30
+        )
+        if status != 200 or "etag" not in headers:
+            raise PointError(f"GET {API}/tasks answered {status} without an ETag")
+        ctx.found[key] = headers["etag"]
+    return Req(f"{API}/tasks", headers=(("If-None-Match", ctx.found[key]),), expect=304)
+
+
 def _get_one(ctx: Context, user: int) -> Req:
     return Req(f"{API}/tasks/{ctx.task_id(user)}")
 
@@ -349,6 +364,8 @@ POINTS = [
     # A Better Auth (EdDSA) token instead of ours, beside `list` in the same run.
     Point("list_external", "GET /tasks, Better Auth token", _list, LIST_USER, external=True,
           versus="list", budget=Budget(min_versus_ratio=0.95)),
+    # The list again with its ETag (If-None-Match): 304, beside `list`.
+    Point("list_304", "GET /tasks, If-None-Match", _list_304, LIST_USER, versus="list"),
     # Delta sync: 10 tasks changed since the cursor, of a user's 10,000.
     Point("sync_incremental", "GET /sync, 10 changes", _sync_incremental, SYNC_USER),
     Point("health", "GET /health", _health, LIST_USER, default=False),

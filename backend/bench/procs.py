@@ -156,10 +156,24 @@ def http_json(
     body: Any = None,
     token: str | None = None,
     timeout: float = 15.0,
+    extra_headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     """One small HTTP request to the local servers: (status, decoded JSON body or None)."""
+    status, _, data = http_exchange(method, url, body, token, timeout, extra_headers)
+    return status, data
+
+
+def http_exchange(
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 15.0,
+    extra_headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """http_json with the response's headers (names lower-cased) too."""
     assert url.startswith(f"http://{HOST}:"), url
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", **(extra_headers or {})}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -169,13 +183,14 @@ def http_json(
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
+            status, raw, got = response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        status, raw, got = exc.code, exc.read(), exc.headers
+    names = {k.lower(): v for k, v in got.items()}
     try:
-        return status, json.loads(raw) if raw else None
+        return status, names, json.loads(raw) if raw else None
     except ValueError:
-        return status, None
+        return status, names, None
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path | None, timeout: float) -> None:

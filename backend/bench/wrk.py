@@ -24,6 +24,9 @@ class Target:
     method: str = "GET"
     body: str | None = None
     token: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    # The one status every answer should have (e.g. 304); None: any 2xx.
+    expect: int | None = None
 
 
 @dataclass
@@ -39,9 +42,13 @@ class WrkResult:
     socket_errors: dict[str, int]
     hung: bool = False
     notes: list[str] = field(default_factory=list)
+    expect: int | None = None  # the target's (see Target)
 
     @property
     def non2xx(self) -> int:
+        """Answers other than expected: not 2xx, or not the target's `expect`."""
+        if self.expect is not None:
+            return sum(n for code, n in self.statuses.items() if code != str(self.expect))
         return sum(n for code, n in self.statuses.items() if not code.startswith("2"))
 
     @property
@@ -106,6 +113,8 @@ def _command(target: Target, spec: WrkSpec) -> tuple[list[str], dict[str, str]]:
         env["WRK_TOKEN"] = target.token
     if target.body is not None:
         env["WRK_BODY"] = target.body
+    if target.headers:
+        env["WRK_HEADERS"] = "|".join(f"{name}: {value}" for name, value in target.headers)
     return cmd, env
 
 
@@ -123,7 +132,9 @@ def collect(proc: subprocess.Popen[bytes], spec: WrkSpec) -> WrkResult:
 
 
 def run(target: Target, spec: WrkSpec) -> WrkResult:
-    return collect(start(target, spec), spec)
+    result = collect(start(target, spec), spec)
+    result.expect = target.expect
+    return result
 
 
 def parse(out: str, err: str = "") -> WrkResult:

@@ -35,9 +35,7 @@ def ids(items: list[dict[str, Any]]) -> set[str]:
 
 
 def nothing(body: dict[str, Any]) -> bool:
-    return not (
-        body["tasks"] or body["projects"] or body["tags"] or any(body["deleted"].values())
-    )
+    return not (body["tasks"] or body["projects"] or body["tags"] or any(body["deleted"].values()))
 
 
 class TestFirstSync:
@@ -45,7 +43,8 @@ class TestFirstSync:
         body = await sync(client, user)
         assert nothing(body)
         assert body["has_more"] is False
-        assert isinstance(body["cursor"], str) and body["cursor"]
+        assert isinstance(body["cursor"], str)
+        assert body["cursor"]
 
     async def test_everything_exactly_as_the_routes_answer_it(
         self,
@@ -59,15 +58,16 @@ class TestFirstSync:
         await task_factory(title="b", tags=["work"], due_date="2026-12-24", priority="high")
         body = await sync(client, user)
         listed = (await client.get(TASKS, headers=user.headers)).json()["items"]
-        assert sorted(body["tasks"], key=lambda t: t["id"]) == sorted(
-            listed, key=lambda t: t["id"]
-        )
+        assert sorted(body["tasks"], key=lambda t: t["id"]) == sorted(listed, key=lambda t: t["id"])
         got = (await client.get(f"{PROJECTS}/{project['id']}", headers=user.headers)).json()
         assert body["projects"] == [got]
         assert sorted(body["tags"], key=lambda t: t["name"]) == sorted(
             (await client.get(TAGS, headers=user.headers)).json(), key=lambda t: t["name"]
         )
-        assert body["tags"] == [{"name": "Work", "usage_count": 2}, {"name": "home", "usage_count": 1}]
+        assert body["tags"] == [
+            {"name": "Work", "usage_count": 2},
+            {"name": "home", "usage_count": 1},
+        ]
 
 
 class TestChanges:
@@ -252,9 +252,7 @@ class TestIsolation:
         self, client: httpx.AsyncClient, user: UserHandle, other_user: UserHandle
     ) -> None:
         cursor = (await sync(client, user))["cursor"]
-        response = await client.get(
-            SYNC, params={"cursor": cursor}, headers=other_user.headers
-        )
+        response = await client.get(SYNC, params={"cursor": cursor}, headers=other_user.headers)
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_cursor"
 
@@ -329,7 +327,9 @@ class TestCursorRefused:
         assert response.json()["code"] == "invalid_cursor"
 
     @pytest.mark.parametrize("limit", ["0", "1001", "x"])
-    async def test_a_bad_limit(self, client: httpx.AsyncClient, user: UserHandle, limit: str) -> None:
+    async def test_a_bad_limit(
+        self, client: httpx.AsyncClient, user: UserHandle, limit: str
+    ) -> None:
         response = await client.get(SYNC, params={"limit": limit}, headers=user.headers)
         assert response.status_code == 422
 
@@ -355,7 +355,7 @@ class TestRetention:
         assert response.status_code == 200
 
     async def test_the_purge_removes_only_rows_past_the_retention(
-        self, client: httpx.AsyncClient, user: UserHandle, task_factory: TaskFactory, app: FastAPI
+        self, task_factory: TaskFactory, app: FastAPI
     ) -> None:
         old, recent = await task_factory(title="old"), await task_factory(title="recent")
         async with app.state.database.connection() as conn:
