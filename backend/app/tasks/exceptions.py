@@ -5,6 +5,7 @@ from app.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFa
 __all__ = [
     "IdempotencyKeyInProgress",
     "IdempotencyKeyReused",
+    "InvalidCursor",
     "PreconditionFailed",
     "TaskNotFound",
     "TaskProjectNotFound",
@@ -36,3 +37,14 @@ class IdempotencyKeyReused(Conflict):
 class IdempotencyKeyInProgress(Conflict):
     code = "idempotency_key_in_progress"
     detail = "A request with this Idempotency-Key is still being processed; retry later"
+
+
+class InvalidCursor(ValidationFailed):
+    """A `cursor` that is not one we made (cut short, made up, altered), or one of
+    another sort of the list (GET /tasks)."""
+
+    code = "invalid_cursor"
+    detail = "The cursor is malformed, or was made for another sort of the list"
+
+    def __init__(self, message: str = "Not a cursor of this list") -> None:
+        super().__init__(errors=[{"field": "query.cursor", "message": message, "type": self.code}])
