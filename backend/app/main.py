@@ -64,8 +64,10 @@ TAGS = [
 
 # Response headers a browser client may read across origins (CORS hides all but a few
 # by default): the request id, versions for If-Match, where a created task lives, when
-# to retry, and whether an Idempotency-Key replayed a stored response.
-EXPOSED_HEADERS = ("X-Request-ID", "ETag", "Location", "Retry-After", "Idempotent-Replayed")
+# to retry, whether an Idempotency-Key replayed a stored response, the next page.
+EXPOSED_HEADERS = (
+    "X-Request-ID", "ETag", "Link", "Location", "Retry-After", "Idempotent-Replayed",
+)  # fmt: skip
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

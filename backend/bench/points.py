@@ -24,6 +24,8 @@ PATCH_BODY = '{"priority":"high"}'
 REF_CREATE_BODY = '{"title":"Buy milk","description":"2 litres"}'
 TOKEN_MAX_AGE_S = 600  # our access tokens live 15 minutes by default
 EXTERNAL_COPIES = 100  # tasks the external twin of a bench user gets (the first page is 50)
+# list_cursor / list_offset: a page deep in the list user's 10,000 tasks, by either way.
+DEEP_POSITION = 9_950
 
 # bench users (numbers), one per role
 LIST_USER, FILTER_USER, SEARCH_USER, GET_USER = 1, 2, 3, 4
@@ -240,6 +242,21 @@ def _list(_: Context, __: int) -> Req:
     return Req(f"{API}/tasks")
 
 
+def _list_offset(_: Context, __: int) -> Req:
+    return Req(f"{API}/tasks?offset={DEEP_POSITION}")
+
+
+def _list_cursor(ctx: Context, user: int) -> Req:
+    """The same page as `_list_offset`, reached by the cursor that the page before it
+    answers. Asked again at every build, not kept: cursors are signed with the server's
+    SECRET_KEY, which each start of the servers draws anew."""
+    before = ctx.get(f"{API}/tasks?offset={DEEP_POSITION - 50}&limit=50", user)
+    cursor = before.get("next_cursor") if isinstance(before, dict) else None
+    if not cursor:
+        raise PointError(f"no next_cursor after position {DEEP_POSITION}: {_short(before)}")
+    return Req(f"{API}/tasks?{urlencode({'cursor': cursor})}")
+
+
 def _filtered(ctx: Context, user: int) -> Req:
     query = urlencode(
         [
@@ -329,6 +346,9 @@ _C1000 = Budget(zero_errors=True)
 POINTS = [
     Point("list", "GET /tasks", _list, LIST_USER, ref=REF_LIST,
           budget=Budget(min_rps=300, min_ratio=0.6, max_p99_ms=700)),
+    # A deep page (position 9,950 of 10,000) by keyset cursor and by offset, side by side.
+    Point("list_cursor", "GET /tasks?cursor= (deep)", _list_cursor, LIST_USER),
+    Point("list_offset", "GET /tasks?offset=9950", _list_offset, LIST_USER),
     Point("filtered", "GET /tasks filtered", _filtered, FILTER_USER,
           budget=Budget(min_rps=220, max_p99_ms=900)),
     Point("search", "GET /tasks?search", _search, SEARCH_USER,

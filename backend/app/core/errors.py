@@ -142,10 +142,14 @@ class ValidationFailed(AppError):
 
 
 class InvalidCursor(ValidationFailed):
-    """A cursor (GET /sync) that is malformed or not the caller's."""
+    """A `cursor` that is not one we made (cut short, made up, altered), or one made for
+    something else: another sort of the task list, another user's sync."""
 
     code = "invalid_cursor"
     detail = "The cursor is not valid here; start again without it"
+
+    def __init__(self, message: str = "Not a cursor of this listing") -> None:
+        super().__init__(errors=[{"field": "query.cursor", "message": message, "type": self.code}])
 
 
 class SyncCursorExpired(AppError):

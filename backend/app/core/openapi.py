@@ -89,6 +89,13 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "required": True,
         "schema": {"type": "string", "pattern": r'^"[0-9a-f]{32}"$'},
     },
+    "Link": {
+        "description": '`<…>; rel="next"`: the next page, i.e. this request (its path, '
+        "relative, and its query parameters but offset and cursor) with `cursor=` the "
+        "body's `next_cursor`; absent on the last page",
+        "required": False,
+        "schema": {"type": "string", "pattern": '^<[^>]*>; rel="next"$'},
+    },
     "Location": {
         "description": "The new resource's URL",
         "required": True,

@@ -1,10 +1,17 @@
 """Task errors (domain exceptions: status and code, no FastAPI)."""
 
-from app.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from app.core.errors import (
+    Conflict,
+    InvalidCursor,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 
 __all__ = [
     "IdempotencyKeyInProgress",
     "IdempotencyKeyReused",
+    "InvalidCursor",
     "PreconditionFailed",
     "TaskNotFound",
     "TaskProjectNotFound",

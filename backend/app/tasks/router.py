@@ -4,7 +4,7 @@ Idempotency-Key. Reads and writes answer the JSON the database rendered."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core import conditional
@@ -12,11 +12,12 @@ from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
-from app.tasks import queries, service
+from app.tasks import cursors, queries, service
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
+    InvalidCursor,
     TaskNotFound,
     TaskProjectNotFound,
 )
@@ -74,25 +75,33 @@ _LIST_QUERY = QueryModel(TaskQuery)
     "",
     response_model=TaskList,
     responses={
-        **sends(200, "ETag (body)"),
+        **problems(InvalidCursor),
+        **sends(200, "ETag (body)", "Link"),
         **conditional.documented(header_schema("ETag (body)")),
     },
     openapi_extra={"parameters": _LIST_QUERY.openapi_parameters()},
 )
 async def list_tasks(
+    request: Request,
     query: Annotated[TaskQuery, Depends(_LIST_QUERY.dependency())],
     db: DatabaseDep,
     user: CurrentPrincipal,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    """List the user's tasks: filter, search, sort and paginate. The ETag changes
-    whenever anything in the page or its total does: send it back in If-None-Match
-    for a 304 while nothing changed."""
-    body = await queries.list_tasks(db, user.id, query)
-    etag = conditional.body_etag(body)
+    """List the user's tasks: filter, search, sort and paginate (by offset, or by the
+    `next_cursor` each page answers, also in `Link`). The ETag changes whenever
+    anything in the page or its total does: send it back in If-None-Match for a 304."""
+    secret = request.app.state.settings.secret_key_bytes
+    page = await queries.list_tasks(db, user.id, query, secret)
+    etag = conditional.body_etag(page.body)
     if conditional.matches(if_none_match, etag):
         return conditional.not_modified(etag)
-    return Response(body, media_type="application/json", headers={"ETag": etag})
+    headers = {"ETag": etag}
+    if page.next_cursor is not None:
+        # This request's own path: under /api/{user_id} the compatibility route's.
+        params = request.query_params.multi_items()
+        headers["Link"] = cursors.next_link(request.url.path, params, page.next_cursor)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 _ONE = {

@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
@@ -34,6 +35,10 @@ MAX_TAGS = 20
 # Far beyond any real list; keeps the value inside a 64-bit integer for the database.
 MAX_OFFSET = 10_000_000
 MAX_LIMIT = 100
+# What a cursor can look like at all (cursors.py: base64url, at most 2,048 characters).
+# Documented, not enforced here: any other value is 422 invalid_cursor, like a cursor
+# of the right form that is not one of ours.
+CURSOR_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 2048}
 
 Title = Annotated[TrimmedText, Field(min_length=1, max_length=200)]
 Description = Annotated[PlainText, Field(max_length=1000)]
@@ -95,9 +100,16 @@ class TaskPublic(BaseModel):
 
 class TaskList(BaseModel):
     items: list[TaskPublic]
-    total: int
+    total: int = Field(description="Every task that matches the filters, on any page")
     limit: int
-    offset: int
+    offset: int = Field(
+        description="The request's offset: 0 on a page reached by `cursor` (it starts "
+        "after the cursor's task; its position is not counted)"
+    )
+    next_cursor: str | None = Field(
+        description="Send it as `cursor` (with the same other parameters) for the next "
+        "page; `null` on the last page. Opaque; the `Link` header carries the same"
+    )
 
 
 class TaskStatus(StrEnum):
@@ -181,7 +193,21 @@ class TaskQuery(BaseModel):
     sort_by: SortBy = SortBy.CREATED_AT
     sort_direction: SortDirection = SortDirection.DESC
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    # Before offset, which is checked against it.
+    cursor: Annotated[str, WithJsonSchema(CURSOR_SCHEMA)] | None = Field(
+        default=None,
+        description="A `next_cursor` of this list: the page after it, which never repeats "
+        "or skips a task, whatever changed since (keep the other parameters; a cursor of "
+        "another sort_by or sort_direction is 422 invalid_cursor). Not with `offset`",
+    )
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    @field_validator("offset")
+    @classmethod
+    def _not_with_a_cursor(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("cursor") is not None:
+            raise ValueError("Use either offset or cursor, not both")
+        return value
 
     @property
     def tag_names(self) -> list[str]:

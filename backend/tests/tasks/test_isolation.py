@@ -105,7 +105,7 @@ class TestTaskIsolation:
             {"status": "pending", "project_id": "none", "search": "plan"},
         ):
             assert await list_tasks(client, intruder, **params) == {
-                "items": [], "total": 0, "limit": 50, "offset": 0,
+                "items": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": None,
             }  # fmt: skip
 
     async def test_cannot_file_a_task_into_others_project(self, client, pair) -> None:

@@ -26,7 +26,7 @@ async def set_column(app, task_id: str, column: str, value: object) -> None:
 class TestListTasks:
     async def test_empty(self, client, user: UserHandle) -> None:
         body = await list_tasks(client, user)
-        assert body == {"items": [], "total": 0, "limit": 50, "offset": 0}
+        assert body == {"items": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": None}
 
     async def test_newest_first_by_default(
         self, client, user: UserHandle, task_factory: TaskFactory
@@ -377,7 +377,7 @@ class TestListItemsMatchSingleTasks:
         listed = await client.get(TASKS, headers=user.headers)
         assert listed.status_code == 200
         body = listed.json()
-        assert set(body) == {"items", "total", "limit", "offset"}
+        assert set(body) == {"items", "total", "limit", "offset", "next_cursor"}
         assert (body["total"], body["limit"], body["offset"]) == (2, 50, 0)
         for item in body["items"]:
             one = await client.get(f"{TASKS}/{item['id']}", headers=user.headers)
@@ -392,4 +392,6 @@ class TestListItemsMatchSingleTasks:
     ) -> None:
         await task_factory()
         response = await client.get(TASKS, params={"offset": 10}, headers=user.headers)
-        assert response.json() == {"items": [], "total": 1, "limit": 50, "offset": 10}
+        assert response.json() == {
+            "items": [], "total": 1, "limit": 50, "offset": 10, "next_cursor": None,
+        }  # fmt: skip
