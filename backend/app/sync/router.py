@@ -29,7 +29,7 @@ CursorQuery = Annotated[
     response_model=SyncResponse,
     responses=problems(InvalidCursor, SyncCursorExpired),
 )
-async def sync(
+async def sync_changes(
     request: Request,
     db: DatabaseDep,
     user: CurrentPrincipal,
