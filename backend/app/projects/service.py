@@ -24,6 +24,7 @@ from sqlalchemy import (
     ScalarSelect,
     Uuid,
     and_,
+    any_,
     bindparam,
     column,
     delete,
@@ -38,7 +39,7 @@ from sqlalchemy import (
 )
 
 from app.core.conditional import IfMatch
-from app.core.db import CompiledStatement, Database, compile_statement
+from app.core.db import CompiledStatement, Connection, Database, compile_statement
 from app.core.errors import InvalidToken, PreconditionFailed
 from app.core.schemas import utcnow
 from app.projects.exceptions import ProjectNameTaken, ProjectNotFound
@@ -85,16 +86,6 @@ def _public_columns() -> tuple[Any, ...]:
         _p.updated_at,
         _p.version,
     )
-
-
-def public_select() -> Any:
-    """The user's projects as every route answers them (`ProjectPublic`'s columns), for
-    readers outside this domain (sync) to filter further; binds `user_id`."""
-    return select(*_public_columns()).where(_p.user_id == bindparam("user_id"))
-
-
-def public(row: asyncpg.Record) -> ProjectPublic:
-    return _public(row)
 
 
 def _public(row: asyncpg.Record) -> ProjectPublic:
@@ -171,6 +162,25 @@ def _list_statement() -> CompiledStatement:
         .select_from(total.outerjoin(page, true()))
         .order_by(page.c.name_key, page.c.id)
     )
+
+
+@lru_cache(maxsize=1)
+def _by_ids_statement() -> CompiledStatement:
+    ids = bindparam("ids", type_=ARRAY(Uuid))
+    return compile_statement(
+        select(*_public_columns()).where(_p.user_id == bindparam("user_id"), _p.id == any_(ids))
+    )
+
+
+async def projects_by_ids(
+    conn: Connection, user_id: uuid.UUID, project_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, ProjectPublic]:
+    """Those of these ids that are the user's projects, as each route answers them."""
+    statement = _by_ids_statement()
+    rows = await conn.fetch(
+        statement.sql, *statement.args({"user_id": user_id, "ids": project_ids})
+    )
+    return {row["id"]: _public(row) for row in rows}
 
 
 async def list_projects(db: Database, user_id: uuid.UUID, limit: int, offset: int) -> ProjectList:

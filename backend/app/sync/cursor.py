@@ -39,10 +39,6 @@ class Snapshot:
     text: str
     taken_at: datetime
 
-    @property
-    def xmin(self) -> int:
-        return int(self.text.split(":", 1)[0])
-
 
 @dataclass(frozen=True, slots=True)
 class Position:

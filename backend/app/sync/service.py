@@ -33,23 +33,17 @@ day covers transactions that committed late)."""
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import orjson
-from sqlalchemy import ARRAY, Text, Uuid, any_, bindparam, cast, select
 
-from app.core.db import CompiledStatement, Connection, Database, compile_statement
+from app.core.db import Connection, Database
 from app.core.errors import SyncCursorExpired
 from app.core.schemas import utcnow
-from app.projects import service as projects
-from app.projects.models import Project
+from app.projects import service as projects_service
 from app.sync.cursor import Cursor, Position, Snapshot
 from app.sync.models import Kind
-from app.tasks.json_page import task_json
-from app.tasks.models import Task
-
-_task = Task.__table__.c  # type: ignore[attr-defined]
-_project = Project.__table__.c  # type: ignore[attr-defined]
+from app.tags import service as tags_service
+from app.tasks import service as tasks_service
 
 # Purged this long after SYNC_RETENTION_DAYS: a transaction that began before a
 # cursor was made, and committed after, wrote rows older than the cursor.
@@ -83,29 +77,6 @@ _ALL_IDS = {
     "ORDER BY id LIMIT $3",
 }
 _FIRST_ID = "00000000-0000-0000-0000-000000000000"
-
-_TAGS = """
-SELECT tag.name, count(task_tag.task_id) AS usage_count
-FROM tag LEFT JOIN task_tag ON task_tag.tag_id = tag.id
-WHERE tag.user_id = $1 AND tag.name = ANY($2::text[])
-GROUP BY tag.id
-"""
-
-
-@lru_cache(maxsize=1)
-def _tasks_statement() -> CompiledStatement:
-    ids = bindparam("ids", type_=ARRAY(Uuid))
-    return compile_statement(
-        select(_task.id, cast(task_json(_task), Text)).where(
-            _task.user_id == bindparam("user_id"), _task.id == any_(ids)
-        )
-    )
-
-
-@lru_cache(maxsize=1)
-def _projects_statement() -> CompiledStatement:
-    ids = bindparam("ids", type_=ARRAY(Uuid))
-    return compile_statement(projects.public_select().where(_project.id == any_(ids)))
 
 
 @dataclass(slots=True)
@@ -162,38 +133,29 @@ async def _keys(
 
 
 async def _fill(conn: Connection, user_id: uuid.UUID, keys: list[tuple[Kind, str]]) -> SyncPage:
-    """The objects of these keys in their current state; the others are deleted."""
+    """The objects of these keys in their current state, as their own domains answer
+    them; the others are deleted."""
     page = SyncPage()
     wanted: dict[Kind, list[str]] = {kind: [] for kind in Kind}
     for kind, key in keys:
         wanted[kind].append(key)
     if ids := wanted[Kind.TASK]:
-        statement = _tasks_statement()
-        rows = await conn.fetch(
-            statement.sql,
-            *statement.args({"user_id": user_id, "ids": [uuid.UUID(i) for i in ids]}),
-        )
-        found = {str(row[0]): row[1].encode() for row in rows}
-        page.tasks = [found[i] for i in ids if i in found]
-        page.deleted["tasks"] = [i for i in ids if i not in found]
+        tasks = await tasks_service.tasks_json(conn, user_id, [uuid.UUID(i) for i in ids])
+        page.tasks, page.deleted["tasks"] = _split(ids, {str(k): v for k, v in tasks.items()})
     if ids := wanted[Kind.PROJECT]:
-        statement = _projects_statement()
-        rows = await conn.fetch(
-            statement.sql,
-            *statement.args({"user_id": user_id, "ids": [uuid.UUID(i) for i in ids]}),
-        )
-        by_id = {str(row["id"]): projects.public(row) for row in rows}
-        page.projects = [by_id[i].model_dump_json().encode() for i in ids if i in by_id]
-        page.deleted["projects"] = [i for i in ids if i not in by_id]
+        found = await projects_service.projects_by_ids(conn, user_id, [uuid.UUID(i) for i in ids])
+        projects = {str(k): v.model_dump_json().encode() for k, v in found.items()}
+        page.projects, page.deleted["projects"] = _split(ids, projects)
     if names := wanted[Kind.TAG]:
-        usage = dict(await conn.fetch(_TAGS, user_id, names))
-        page.tags = [
-            orjson.dumps({"name": name, "usage_count": usage[name]})
-            for name in names
-            if name in usage
-        ]
-        page.deleted["tags"] = [name for name in names if name not in usage]
+        usage = await tags_service.tags_usage(conn, user_id, names)
+        tags = {n: orjson.dumps({"name": n, "usage_count": c}) for n, c in usage.items()}
+        page.tags, page.deleted["tags"] = _split(names, tags)
     return page
+
+
+def _split(keys: list[str], found: dict[str, bytes]) -> tuple[list[bytes], list[str]]:
+    """In the keys' order: the JSON of those found, and the keys of those gone."""
+    return [found[k] for k in keys if k in found], [k for k in keys if k not in found]
 
 
 async def sync(

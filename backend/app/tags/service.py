@@ -85,14 +85,23 @@ def path_key(name: str) -> str:
 # The one owner scoping of this domain's statements: $1 the user's id, $2 the tag's key.
 _OWNED = "tag.user_id = $1 AND tag.name_key = $2"
 
-# Usage counts, most used first, then by key; `starts_with` compares the prefix as
-# plain text (no LIKE wildcards to escape). $2: the prefix's key, or NULL for all.
-_LIST = """
+# A tag's usage count: how many of the user's tasks carry it (one definition, for the
+# list and for sync's `tags_usage`).
+_WITH_USAGE = """
 SELECT tag.name, count(task_tag.task_id) AS usage_count
 FROM tag LEFT JOIN task_tag ON task_tag.tag_id = tag.id
+"""
+# Most used first, then by key; `starts_with` compares the prefix as plain text (no
+# LIKE wildcards to escape). $2: the prefix's key, or NULL for all.
+_LIST = f"""{_WITH_USAGE}
 WHERE tag.user_id = $1 AND ($2::text IS NULL OR starts_with(tag.name_key, $2::text))
 GROUP BY tag.id
 ORDER BY usage_count DESC, tag.name_key, tag.id
+"""
+# The user's tags of these exact names (as spelt), $2.
+_USAGE_OF = f"""{_WITH_USAGE}
+WHERE tag.user_id = $1 AND tag.name = ANY($2::text[])
+GROUP BY tag.id
 """
 
 # A new version (so ETags and updated_since tell) for the tasks whose tag list is about
@@ -136,6 +145,11 @@ async def list_tags(db: Database, user_id: uuid.UUID, prefix: str | None) -> lis
     async with db.connection() as conn:
         rows = await conn.fetch(_LIST, user_id, key or None)
     return [TagPublic(name=name, usage_count=count) for name, count in rows]
+
+
+async def tags_usage(conn: Connection, user_id: uuid.UUID, names: list[str]) -> dict[str, int]:
+    """name -> usage count, for those of these names (exact spelling) the user's tags have."""
+    return dict(await conn.fetch(_USAGE_OF, user_id, names))
 
 
 async def _lock(conn: Connection, user_id: uuid.UUID, key: str) -> tuple[uuid.UUID, str]:

@@ -55,6 +55,15 @@ async def get_task(db: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> Task
     return TaskJson(row[0], row[1].encode())
 
 
+async def tasks_json(
+    conn: Connection, user_id: uuid.UUID, task_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, bytes]:
+    """Those of these ids that are the user's tasks, as each route answers them (JSON)."""
+    statement = statements.by_ids_statement()
+    rows = await conn.fetch(statement.sql, *statement.args({"user_id": user_id, "ids": task_ids}))
+    return {row[0]: row[1].encode() for row in rows}
+
+
 async def create_task(
     db: Database, user_id: uuid.UUID, data: TaskCreate, key: str | None = None
 ) -> CreatedTask:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ARRAY,
     Integer,
     Text,
+    Uuid,
     and_,
     any_,
     bindparam,
@@ -73,6 +74,17 @@ def get_statement() -> CompiledStatement:
     return compile_statement(
         select(*_RESULT).where(
             _task.id == bindparam("task_id"), _task.user_id == bindparam("user_id")
+        )
+    )
+
+
+@lru_cache(maxsize=1)
+def by_ids_statement() -> CompiledStatement:
+    """Several of the user's tasks (`ids`, an array) as JSON, each beside its id."""
+    ids = bindparam("ids", type_=ARRAY(Uuid))
+    return compile_statement(
+        select(_task.id, _RESULT[1]).where(
+            _task.user_id == bindparam("user_id"), _task.id == any_(ids)
         )
     )
 
