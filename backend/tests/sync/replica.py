@@ -23,6 +23,19 @@ def check_page(body: dict[str, Any]) -> None:
         assert not set(listed) & set(deleted), (kind, listed, deleted)
 
 
+async def sync(
+    client: httpx.AsyncClient, user: UserHandle, cursor: str | None = None, **params: Any
+) -> dict[str, Any]:
+    """One GET /sync (200 expected), its answer checked with check_page."""
+    if cursor is not None:
+        params["cursor"] = cursor
+    response = await client.get(SYNC, params=params, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    check_page(body)
+    return body
+
+
 @dataclass
 class Replica:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -53,12 +66,7 @@ class Replica:
     ) -> dict[str, Any]:
         """One sync, to the end of its pages; the last answer."""
         while True:
-            params: dict[str, Any] = {"limit": limit}
-            if self.cursor is not None:
-                params["cursor"] = self.cursor
-            response = await client.get(SYNC, params=params, headers=user.headers)
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
+            body = await sync(client, user, self.cursor, limit=limit)
             self.apply(body)
             if not body["has_more"]:
                 return body

@@ -13,21 +13,9 @@ from app.core.schemas import utcnow
 from app.sync import cursor as cursors
 from app.sync import service
 from tests.conftest import UserHandle
-from tests.sync.replica import SYNC, Replica, assert_replica_matches, check_page
+from tests.sync.replica import SYNC, Replica, assert_replica_matches, sync
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import PROJECTS, TAGS, TASKS
-
-
-async def sync(
-    client: httpx.AsyncClient, user: UserHandle, cursor: str | None = None, **params: Any
-) -> dict[str, Any]:
-    if cursor is not None:
-        params["cursor"] = cursor
-    response = await client.get(SYNC, params=params, headers=user.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    check_page(body)
-    return body
 
 
 def ids(items: list[dict[str, Any]]) -> set[str]:
