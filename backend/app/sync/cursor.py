@@ -101,6 +101,8 @@ def decode(value: str, user_id: uuid.UUID) -> Cursor:
         raise InvalidCursor()
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != value:
+            raise InvalidCursor()  # a character changed in its spare bits, or not base64url
         payload = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise InvalidCursor() from None

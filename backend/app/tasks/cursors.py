@@ -64,8 +64,11 @@ def _mac(secret: bytes, payload: bytes) -> bytes:
 def encode(secret: bytes, sort_by: SortBy, direction: SortDirection, key_json: str) -> str:
     """The cursor after the task whose `[key, id]` PostgreSQL rendered as `key_json`."""
     payload = f"{VERSION}|{sort_by.value}|{direction.value}|{key_json}".encode()
-    token = base64.urlsafe_b64encode(payload + _mac(secret, payload))
-    return token.rstrip(b"=").decode("ascii")
+    return _unpadded(payload + _mac(secret, payload))
+
+
+def _unpadded(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def decode(secret: bytes, token: str, sort_by: SortBy, direction: SortDirection) -> Cursor:
@@ -76,6 +79,8 @@ def decode(secret: bytes, token: str, sort_by: SortBy, direction: SortDirection)
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):  # e.g. a length no encoding has
         raise InvalidCursor() from None
+    if _unpadded(raw) != token:  # spare bits set: not the spelling we hand out
+        raise InvalidCursor()
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
     if len(raw) <= MAC_BYTES or not hmac.compare_digest(mac, _mac(secret, payload)):
         raise InvalidCursor()

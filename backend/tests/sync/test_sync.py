@@ -314,6 +314,28 @@ class TestCursorRefused:
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "invalid_cursor"
 
+    async def test_a_respelling_in_the_spare_bits_is_refused(
+        self, client: httpx.AsyncClient, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        import base64
+
+        from tests.tasks.test_cursors import respellings
+
+        await task_factory()
+        cursor = (await sync(client, user))["cursor"]
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        respelt = 0
+        for spaces in range(3):  # the same JSON, 0-2 bytes longer: every length mod 3
+            token = base64.urlsafe_b64encode(b"{" + b" " * spaces + raw[1:]).rstrip(b"=")
+            ok = await client.get(SYNC, params={"cursor": token.decode()}, headers=user.headers)
+            assert ok.status_code == 200, ok.text
+            for other in respellings(token.decode()):
+                response = await client.get(SYNC, params={"cursor": other}, headers=user.headers)
+                assert response.status_code == 422, response.text
+                assert response.json()["code"] == "invalid_cursor"
+                respelt += 1
+        assert respelt >= 2 + 14  # 2 bytes past a group leave 2 spare bits, 1 byte 4
+
     @pytest.mark.parametrize("limit", ["0", "1001", "x"])
     async def test_a_bad_limit(
         self, client: httpx.AsyncClient, user: UserHandle, limit: str

@@ -38,6 +38,18 @@ PRIORITIES = ["low", "medium", "high", "medium"]
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def respellings(token: str) -> list[str]:
+    """Other spellings of the same bytes: the last character with its spare bits changed."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    others = []
+    for char in alphabet.replace(token[-1], ""):
+        other = token[:-1] + char
+        if base64.urlsafe_b64decode(other + "=" * (-len(other) % 4)) == raw:
+            others.append(other)
+    return others
+
+
 async def set_key(app: FastAPI, task_id: str, column: str, value: object) -> None:
     """Write a sort key directly (equal keys, or a key at a chosen place in the order)."""
     assert column in {"created_at", "updated_at", "title_key", "due_date", "priority"}
@@ -377,6 +389,24 @@ class TestRefused:
             tampered = cursor[:i] + other + cursor[i + 1 :]
             response = await get(client, user, sort_by="title", cursor=tampered)
             assert_problem(response, 422, "invalid_cursor")
+
+    async def test_a_respelling_in_the_spare_bits_is_refused(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        # Titles of 1-4 characters give cursors of every length mod 4: the last character
+        # of an unpadded base64url string of 1 or 2 bytes past a group carries spare bits.
+        for n in range(1, 5):
+            await task_factory(title="x" * n)
+        cursor, respelt = None, 0
+        for _ in range(3):
+            more = {"cursor": cursor} if cursor else {}
+            page = await list_tasks(client, user, limit=1, sort_by="title", **more)
+            cursor = page["next_cursor"]
+            for other in respellings(cursor):
+                response = await get(client, user, sort_by="title", cursor=other)
+                assert_problem(response, 422, "invalid_cursor")
+                respelt += 1
+        assert respelt >= 2 * 3  # two of the three cursors had spare bits
 
     @pytest.mark.parametrize(
         ("made_for", "used_with"),
