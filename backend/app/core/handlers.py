@@ -129,7 +129,14 @@ async def handle_validation_error(_: Request, exc: Exception) -> Response:
     if any(error["type"] == "json_invalid" for error in errors):
         malformed = e.MalformedJson
         return problem_response(malformed.status_code, malformed.code, malformed.detail)
-    failed = e.ValidationFailed
+    failed: type[AppError] = e.ValidationFailed
+    # A validator that raised with the code of a 422 of ours as its type (e.g.
+    # invalid_time_zone) answers that code.
+    for error in errors:
+        coded = [c for c in AppError.registry.get(error["type"], ()) if c.status_code == 422]
+        if coded:
+            failed = coded[0]
+            break
     return problem_response(failed.status_code, failed.code, failed.detail, errors=errors)
 
 

@@ -4,8 +4,20 @@ counters."""
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    literal_column,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from app.core.schemas import utcnow
@@ -24,6 +36,13 @@ PRIORITY_BY_RANK = {rank: priority for priority, rank in PRIORITY_RANK.items()}
 # Joins title and description in `search_text`. Requests can never contain it (C0
 # controls are refused), so a search can never match across the two fields.
 SEARCH_SEPARATOR = "\x1f"
+
+
+# The sort key of a due time within its day: all-day tasks first (their `due_at` is NULL),
+# then timed ones by instant. Never NULL, so a cursor's row comparison works on it.
+DUE_AT_KEY: Any = func.coalesce(
+    literal_column("due_at"), literal_column("'-infinity'::timestamptz")
+)
 
 
 def search_text(title: str, description: str | None) -> str:
@@ -46,7 +65,8 @@ class Task(SQLModel, table=True):
         Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
         Index("ix_task_user_id_updated_at_id", "user_id", "updated_at", "id"),
         Index("ix_task_user_id_title_key_id", "user_id", "title_key", "id"),
-        Index("ix_task_user_id_due_date_id", "user_id", "due_date", "id"),
+        # Due-date sort: the day, then all-day before timed (by instant), then id.
+        Index("ix_task_user_id_due_date_due_at_id", "user_id", "due_date", DUE_AT_KEY, "id"),
         Index("ix_task_user_id_priority_id", "user_id", "priority", "id"),
         # A user's tasks by id: a first sync pages through them in this order.
         Index("ix_task_user_id_id", "user_id", "id"),
@@ -60,11 +80,22 @@ class Task(SQLModel, table=True):
         # Due dates sort nulls last in both directions; the backward scan of the
         # ascending index would put them first, so descending has its own index.
         Index(
-            "ix_task_user_id_due_date_desc",
+            "ix_task_user_id_due_date_due_at_desc",
             "user_id",
             text("due_date DESC NULLS LAST"),
+            DUE_AT_KEY.desc(),
             text("id DESC"),
         ),
+        # GET /tasks/stats: one index-only scan of the user's tasks in project order.
+        Index(
+            "ix_task_user_id_project_id_stats",
+            "user_id",
+            "project_id",
+            postgresql_include=["completed", "priority", "due_date", "due_at"],
+        ),
+        # A timed task's due_date is its local date; a rule needs a due day or instant.
+        CheckConstraint("due_at IS NULL OR due_date IS NOT NULL", name="due_at_has_date"),
+        CheckConstraint("recurrence IS NULL OR due_date IS NOT NULL", name="recurrence_needs_due"),
         # Substring search: pg_trgm trigrams of `search_text`, with the owner in the
         # same GIN index (btree_gin), so a search reads one user's matches rather
         # than every user's and then filters.
@@ -90,6 +121,15 @@ class Task(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     priority: int = Field(default=PRIORITY_RANK[Priority.MEDIUM], sa_type=SmallInteger)
     due_date: date | None = None
+    # The due instant (a timed task); `due_date` is then its local date in `time_zone`.
+    due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    time_zone: str | None = Field(default=None, sa_type=String(64))  # IANA; NULL: UTC
+    recurrence: str | None = Field(default=None, sa_type=String(500))  # an RRULE
+    # The rule's DTSTART, as a wall-clock time in `time_zone` (all-day: the date at
+    # 00:00): reset whenever the client sets the due or the rule, kept when completing
+    # moves the due, so COUNT counts from the series' first occurrence. Not in the API.
+    recurrence_anchor: datetime | None = Field(default=None, sa_type=DateTime())
+    last_completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     version: int = 1

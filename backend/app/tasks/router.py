@@ -12,25 +12,33 @@ from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
-from app.tasks import cursors, queries, service
+from app.core.schemas import utcnow
+from app.tasks import cursors, queries, service, stats
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InvalidCursor,
+    InvalidRecurrence,
+    InvalidTimeZone,
+    RecurrenceNeedsDue,
     TaskNotFound,
     TaskProjectNotFound,
 )
 from app.tasks.schemas import (
+    StatsQuery,
     TaskCompletion,
     TaskCreate,
     TaskList,
     TaskPublic,
     TaskQuery,
+    TaskReplace,
     TaskUpdate,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+# What a body's due time, zone and rule can be refused with.
+_DUE_ERRORS = (InvalidTimeZone, InvalidRecurrence, RecurrenceNeedsDue)
 
 
 def _json(task: service.TaskJson) -> Response:
@@ -47,7 +55,9 @@ def _etag(task: service.TaskJson) -> str:
     status_code=201,
     response_model=TaskPublic,
     responses={
-        **problems(IdempotencyKeyReused, IdempotencyKeyInProgress, TaskProjectNotFound),
+        **problems(
+            IdempotencyKeyReused, IdempotencyKeyInProgress, TaskProjectNotFound, *_DUE_ERRORS
+        ),
         **sends(201, "Location", "ETag", "Idempotent-Replayed"),
     },
 )
@@ -104,12 +114,32 @@ async def list_tasks(
     return Response(page.body, media_type="application/json", headers=headers)
 
 
+_STATS_QUERY = QueryModel(StatsQuery)
+
+
+# Before /{task_id}, which would otherwise take `stats` for an id (a 422).
+@router.get(
+    "/stats",
+    response_model=stats.TaskStats,
+    responses=problems(InvalidTimeZone),
+    openapi_extra={"parameters": _STATS_QUERY.openapi_parameters()},
+)
+async def task_stats(
+    query: Annotated[StatsQuery, Depends(_STATS_QUERY.dependency())],
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+) -> Response:
+    """Count the user's tasks: pending, completed, overdue, due today, by priority and project."""
+    body = await stats.task_stats(db, user.id, query.time_zone, utcnow())
+    return Response(body, media_type="application/json")
+
+
 _ONE = {
     **problems(TaskNotFound),
     **sends(200, "ETag"),
     **conditional.documented(header_schema("ETag")),
 }
-_WRITE = {**problems(TaskNotFound, TaskProjectNotFound), **sends(200, "ETag")}
+_WRITE = {**problems(TaskNotFound, TaskProjectNotFound, *_DUE_ERRORS), **sends(200, "ETag")}
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=_ONE)
@@ -130,7 +160,7 @@ async def get_task(
 @router.put("/{task_id}", response_model=TaskPublic, responses=_WRITE)
 async def replace_task(
     task_id: uuid.UUID,
-    data: TaskCreate,
+    data: TaskReplace,
     db: DatabaseDep,
     user: CurrentPrincipal,
     precondition: Precondition,

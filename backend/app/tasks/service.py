@@ -19,10 +19,16 @@ from app.core.errors import ServiceUnavailable
 from app.core.ids import uuid7
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, statements
-from app.tasks.exceptions import PreconditionFailed, TaskNotFound, TaskProjectNotFound
+from app.tasks import idempotency, recurring, statements
+from app.tasks.exceptions import (
+    PreconditionFailed,
+    RecurrenceNeedsDue,
+    TaskNotFound,
+    TaskProjectNotFound,
+)
 from app.tasks.models import search_text
-from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
+from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskReplace, TaskUpdate
+from app.tasks.types import TaskJson as TaskJson  # re-exported (router)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +39,6 @@ class CreatedTask:
     version: int
     body: bytes
     replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TaskJson:
-    """A task as the database rendered it: its version (the ETag) and JSON body."""
-
-    version: int
-    body: bytes
 
 
 async def get_task(db: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskJson:
@@ -93,7 +91,7 @@ async def _insert(
     task_id, now = uuid7(), utcnow()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
-    body = data.model_dump(include=set(statements.BODY_COLUMNS))
+    body = statements.one_due(data.model_dump(include=set(statements.BODY_COLUMNS)))
     params = statements.encode(body) | {
         "task_id": task_id,
         "user_id": user_id,
@@ -108,7 +106,7 @@ async def _insert(
             row = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
-        project_ok, created, names = row
+        project_ok, created, names, due_date = row
         if not project_ok:
             raise TaskProjectNotFound()
         if created:
@@ -116,10 +114,11 @@ async def _insert(
     else:  # pragma: no cover - tags deleted and re-created under us, three times over
         raise ServiceUnavailable(headers={"Retry-After": "1"})
     return TaskPublic(
-        **body,
+        **(body | {"due_date": due_date}),
         id=task_id,
         completed=False,
         completed_at=None,
+        last_completed_at=None,
         tags=names,
         created_at=now,
         updated_at=now,
@@ -152,11 +151,13 @@ async def replace_task(
     db: Database,
     user_id: uuid.UUID,
     task_id: uuid.UUID,
-    data: TaskCreate,
+    data: TaskReplace,
     precondition: IfMatch | None,
 ) -> TaskJson:
-    """PUT: every field from the body; omitted ones return to their defaults."""
-    return await _write(db, user_id, task_id, data.model_dump(), precondition)
+    """PUT: every field from the body; omitted ones return to their defaults, but an
+    omitted `completed` leaves the state as it is."""
+    changes = data.model_dump(exclude={"completed"} if data.completed is None else set())
+    return await _write(db, user_id, task_id, changes, precondition)
 
 
 async def set_completion(
@@ -179,8 +180,10 @@ async def _write(
     precondition: IfMatch | None,
 ) -> TaskJson:
     """One UPDATE; with `tags`, also the tag statement and a read of the result, the
-    three in one transaction."""
+    three in one transaction. A recurring task that this write would complete matches
+    no row: it is then completed by its rule (_complete_recurring)."""
     tags: list[str] | None = changes.pop("tags", None)
+    statements.one_due(changes)
     versions = precondition is not None and not precondition.any
     statement = statements.write_statement(frozenset(changes), versions)
     params = statements.encode(changes)
@@ -199,10 +202,24 @@ async def _write(
                 row = await conn.fetchrow(get.sql, *get.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
+        except asyncpg.CheckViolationError:
+            raise RecurrenceNeedsDue() from None
         if row is None:
             await _why_not_written(conn, user_id, task_id, precondition)
-            raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+            if not _completes(changes):
+                raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+    if row is None:  # maybe a recurring task to complete (or a missing project)
+        try:
+            return await recurring.complete(db, user_id, task_id, changes, tags, precondition)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+        except asyncpg.CheckViolationError:
+            raise RecurrenceNeedsDue() from None
     return TaskJson(row[0], row[1].encode())
+
+
+def _completes(changes: dict[str, Any]) -> bool:
+    return statements.TOGGLE in changes or changes.get("completed") is True
 
 
 async def _why_not_written(
