@@ -262,7 +262,8 @@ def write_statement(
     then completes it by its rule, `recurring`, with the row locked)."""
     conditions = [_task.id == bindparam("task_id"), _task.user_id == bindparam("user_id")]
     if not recurring and ("completed" in fields or TOGGLE in fields):
-        conditions.append(or_(_task.recurrence.is_(None), not_(_completing(fields))))
+        rule = _new(fields, "recurrence")  # the rule the write leaves
+        conditions.append(or_(rule.is_(None), not_(_completing(fields))))
     if versions:
         conditions.append(_task.version == any_(bindparam("versions", type_=ARRAY(Integer))))
     if "project_id" in fields:
