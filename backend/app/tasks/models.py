@@ -86,12 +86,14 @@ class Task(SQLModel, table=True):
             DUE_AT_KEY.desc(),
             text("id DESC"),
         ),
-        # GET /tasks/stats: one index-only scan of the user's tasks in project order.
+        # GET /tasks/stats: the pending tasks, grouped as one index-only scan reads them.
         Index(
-            "ix_task_user_id_project_id_stats",
+            "ix_task_user_id_project_id_priority_pending",
             "user_id",
             "project_id",
-            postgresql_include=["completed", "priority", "due_date", "due_at"],
+            "priority",
+            postgresql_include=["due_date", "due_at"],
+            postgresql_where=text("NOT completed"),
         ),
         # A timed task's due_date is its local date; a rule needs a due day or instant.
         CheckConstraint("due_at IS NULL OR due_date IS NOT NULL", name="due_at_has_date"),

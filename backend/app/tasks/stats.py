@@ -1,11 +1,18 @@
 """GET /tasks/stats: a user's counts in one statement.
 
-One index-only scan of `ix_task_user_id_project_id_stats` (owner, project; it carries
-completed, priority, due_date and due_at) in project order: the per-project counts are
-a GroupAggregate as the scan yields the rows, and one more aggregate over those groups
-gives the totals and the `by_project` list, so the user's tasks are read once. "Today"
-is the request's zone's: the day and the instants it starts and ends are computed
-here (zoneinfo) and bound, so no row converts a time zone.
+Every count but `completed` is of pending tasks, so the statement reads those from a
+partial index of their own (`ix_task_user_id_project_id_priority_pending`: owner,
+project, priority, carrying due_date and due_at), in one index-only scan whose order
+is the grouping's: the counts per (project, priority) come out of a GroupAggregate
+without a sort (`g`, a few dozen rows), and the totals, `by_priority` and
+`by_project` are sums over those groups. `completed` is an index-only count on the
+(owner, completed, ...) index. "Today" is the request's zone's: the day and the
+instants it starts and ends are computed here (zoneinfo) and bound, so no row
+converts a time zone.
+
+Measured on the bench's 10,000-task user (serially, on a loaded machine): 2.5-3.0 ms
+against 3.7 for one pass over all the user's tasks with a FILTER per count; a plain
+`count(*)` of the 10,000 takes 1.3 ms, the floor of any statement that reads them.
 
 `overdue` and `due_today` count pending tasks by their due day: an all-day task's
 `due_date`, a timed task's instant in the request's zone (a task due at 09:00 today is
@@ -21,40 +28,40 @@ from app.core.db import Database
 from app.tasks import recurrence
 from app.tasks.models import PRIORITY_RANK, Priority
 
-_PENDING = "NOT completed"
 _LOW, _MEDIUM, _HIGH = (PRIORITY_RANK[p] for p in (Priority.LOW, Priority.MEDIUM, Priority.HIGH))
 
 STATEMENT = f"""
-SELECT json_build_object(
-    'total', coalesce(sum(total), 0)::bigint,
-    'pending', coalesce(sum(pending), 0)::bigint,
-    'completed', coalesce(sum(total - pending), 0)::bigint,
-    'overdue', coalesce(sum(overdue), 0)::bigint,
-    'due_today', coalesce(sum(due_today), 0)::bigint,
-    'by_priority', json_build_object(
-        'low', coalesce(sum(low), 0)::bigint,
-        'medium', coalesce(sum(medium), 0)::bigint,
-        'high', coalesce(sum(high), 0)::bigint),
-    'by_project', coalesce(
-        json_agg(json_build_object('project_id', project_id, 'pending', pending)
-                 ORDER BY pending DESC, project_id NULLS LAST) FILTER (WHERE pending > 0),
-        '[]'::json)
-)::text
-FROM (
-    SELECT project_id,
-           count(*) AS total,
-           count(*) FILTER (WHERE {_PENDING}) AS pending,
-           count(*) FILTER (WHERE {_PENDING} AND CASE WHEN due_at IS NULL
+WITH g AS (
+    SELECT project_id, priority, count(*) AS n,
+           count(*) FILTER (WHERE CASE WHEN due_at IS NULL
                THEN due_date < $2 ELSE due_at < $3 END) AS overdue,
-           count(*) FILTER (WHERE {_PENDING} AND CASE WHEN due_at IS NULL
-               THEN due_date = $2 ELSE due_at >= $3 AND due_at < $4 END) AS due_today,
-           count(*) FILTER (WHERE {_PENDING} AND priority = {_LOW}) AS low,
-           count(*) FILTER (WHERE {_PENDING} AND priority = {_MEDIUM}) AS medium,
-           count(*) FILTER (WHERE {_PENDING} AND priority = {_HIGH}) AS high
+           count(*) FILTER (WHERE CASE WHEN due_at IS NULL
+               THEN due_date = $2 ELSE due_at >= $3 AND due_at < $4 END) AS due_today
     FROM task
-    WHERE user_id = $1
-    GROUP BY project_id
-) AS per_project
+    WHERE user_id = $1 AND NOT completed
+    GROUP BY project_id, priority
+)
+SELECT json_build_object(
+    'total', done.n + pending.n,
+    'pending', pending.n,
+    'completed', done.n,
+    'overdue', pending.overdue,
+    'due_today', pending.due_today,
+    'by_priority', json_build_object('low', pending.low, 'medium', pending.medium,
+                                     'high', pending.high),
+    'by_project', (
+        SELECT coalesce(json_agg(json_build_object('project_id', project_id, 'pending', n)
+                                 ORDER BY n DESC, project_id NULLS LAST), '[]'::json)
+        FROM (SELECT project_id, sum(n)::bigint AS n FROM g GROUP BY project_id) AS p)
+)::text
+FROM (SELECT count(*) AS n FROM task WHERE user_id = $1 AND completed) AS done,
+     (SELECT coalesce(sum(n), 0)::bigint AS n,
+             coalesce(sum(overdue), 0)::bigint AS overdue,
+             coalesce(sum(due_today), 0)::bigint AS due_today,
+             coalesce(sum(n) FILTER (WHERE priority = {_LOW}), 0)::bigint AS low,
+             coalesce(sum(n) FILTER (WHERE priority = {_MEDIUM}), 0)::bigint AS medium,
+             coalesce(sum(n) FILTER (WHERE priority = {_HIGH}), 0)::bigint AS high
+      FROM g) AS pending
 """
 
 

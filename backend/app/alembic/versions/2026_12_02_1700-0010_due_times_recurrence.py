@@ -10,8 +10,10 @@ Indexes:
 - due-date sort: owner, due date, then the instant with all-day tasks first
   (`coalesce(due_at, '-infinity')`, so the cursor's row comparison never meets a
   NULL), then id; both directions, undated last in each (replacing 0002's two).
-- statistics (GET /tasks/stats): owner + project, carrying what the counts read, so
-  one index-only scan in project order serves the aggregate and its GROUP BY.
+- statistics (GET /tasks/stats): the pending tasks by owner, project and priority,
+  carrying their due day and instant: one index-only scan in (project, priority)
+  order serves the per-group counts without a sort; the completed ones are counted
+  on 0002's (owner, completed, ...) index.
 
 Revision ID: 0010
 Revises: 0008
@@ -54,13 +56,13 @@ def upgrade() -> None:
         f"(user_id, due_date DESC NULLS LAST, ({_DUE_AT_KEY}) DESC, id DESC)"
     )
     op.execute(
-        "CREATE INDEX ix_task_user_id_project_id_stats ON task (user_id, project_id) "
-        "INCLUDE (completed, priority, due_date, due_at)"
+        "CREATE INDEX ix_task_user_id_project_id_priority_pending ON task "
+        "(user_id, project_id, priority) INCLUDE (due_date, due_at) WHERE NOT completed"
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_task_user_id_project_id_stats", table_name="task")
+    op.drop_index("ix_task_user_id_project_id_priority_pending", table_name="task")
     op.drop_index("ix_task_user_id_due_date_due_at_desc", table_name="task")
     op.drop_index("ix_task_user_id_due_date_due_at_id", table_name="task")
     op.create_index("ix_task_user_id_due_date_id", "task", ["user_id", "due_date", "id"])
