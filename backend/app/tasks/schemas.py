@@ -83,9 +83,11 @@ TimeZoneName = Annotated[
     AfterValidator(_time_zone),
     WithJsonSchema({"type": "string", "maxLength": 64, "examples": ["Europe/Paris"]}),
 ]
+# The length is checked by the rule's parser, so that a rule too long is 422
+# invalid_recurrence, as the contract says, not a generic string_too_long.
 Recurrence = Annotated[
     str,
-    Field(max_length=recurrence.MAX_LENGTH),
+    Field(json_schema_extra={"maxLength": recurrence.MAX_LENGTH}),
     AfterValidator(_recurrence),
 ]
 DueAt = Annotated[IsoDateTime, AfterValidator(_due_at)]
