@@ -2,11 +2,14 @@
 occurrence (in the task's zone) on every route that completes."""
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from app.tasks import recurring
+from app.tasks.schemas import IfMatch
 from tests.conftest import UserHandle
 from tests.tasks.conftest import TaskFactory
 from tests.tasks.helpers import TASKS, TIMESTAMP, list_tasks
@@ -305,3 +308,33 @@ class TestConcurrentCompletion:
         assert dues == ["2026-12-02", "2026-12-03", "2026-12-04", "2026-12-05"]
         got = await client.get(f"{TASKS}/{task['id']}", headers=user.headers)
         assert (got.json()["due_date"], got.json()["version"]) == ("2026-12-05", 5)
+
+
+class TestCompletionUnderTheRowLock:
+    """recurring.complete with the row locked by another transaction: both calls wait on
+    FOR UPDATE with the same If-Match, so only the check made under the lock can tell
+    the second one that the first moved the task."""
+
+    async def test_the_second_waiter_gets_412(
+        self, app, db, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(due_date="2026-12-01", recurrence="FREQ=DAILY")
+        task_id, user_id = uuid.UUID(task["id"]), uuid.UUID(user.id)
+        precondition = IfMatch.parse(f'"{task["version"]}"')
+        changes = {"completed": True}
+        lock = db.transaction()
+        await lock.start()
+        await db.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
+        calls = [
+            asyncio.create_task(
+                recurring.complete(
+                    app.state.database, user_id, task_id, changes, None, precondition
+                )
+            )
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.3)  # both wait for the lock
+        assert not any(call.done() for call in calls)
+        await lock.rollback()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["PreconditionFailed", "TaskJson"]
