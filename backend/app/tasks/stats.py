@@ -5,14 +5,17 @@ partial index of their own (`ix_task_user_id_project_id_priority_pending`: owner
 project, priority, carrying due_date and due_at), in one index-only scan whose order
 is the grouping's: the counts per (project, priority) come out of a GroupAggregate
 without a sort (`g`, a few dozen rows), and the totals, `by_priority` and
-`by_project` are sums over those groups. `completed` is an index-only count on the
-(owner, completed, ...) index. "Today" is the request's zone's: the day and the
+`by_project` are sums over those groups. `total` is the user's task counter (the
+`task_count` rows the triggers keep, as the unfiltered list's `total`), so `completed`
+is `total - pending` and the completed tasks are never read. "Today" is the
+request's zone's: the day and the
 instants it starts and ends are computed here (zoneinfo) and bound, so no row
 converts a time zone.
 
-Measured on the bench's 10,000-task user (serially, on a loaded machine): 2.5-3.0 ms
-against 3.7 for one pass over all the user's tasks with a FILTER per count; a plain
-`count(*)` of the 10,000 takes 1.3 ms, the floor of any statement that reads them.
+Measured on the bench's 10,000-task user (serially, on a loaded machine): 2.0-2.4 ms;
+3.7 for one pass over all the user's tasks with a FILTER per count, 2.3-3.0 when the
+completed ones were still counted from an index; a plain `count(*)` of the 10,000
+takes 1.3 ms, the floor of any statement that reads them all.
 
 `overdue` and `due_today` count pending tasks by their due day: an all-day task's
 `due_date`, a timed task's instant in the request's zone (a task due at 09:00 today is
@@ -54,7 +57,8 @@ SELECT json_build_object(
                                  ORDER BY n DESC, project_id NULLS LAST), '[]'::json)
         FROM (SELECT project_id, sum(n)::bigint AS n FROM g GROUP BY project_id) AS p)
 )::text
-FROM (SELECT count(*) AS n FROM task WHERE user_id = $1 AND completed) AS done,
+FROM (SELECT coalesce(sum(n), 0)::bigint - (SELECT coalesce(sum(n), 0)::bigint FROM g) AS n
+      FROM task_count WHERE user_id = $1) AS done,
      (SELECT coalesce(sum(n), 0)::bigint AS n,
              coalesce(sum(overdue), 0)::bigint AS overdue,
              coalesce(sum(due_today), 0)::bigint AS due_today,
