@@ -91,51 +91,26 @@ def _weekdays(value: str, ordinals: int) -> list[Any]:
     return days
 
 
+_PARTS = frozenset({"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL"})
+
+
 def parse(text: str) -> Rule:
     """The rule, checked; ValueError (a message for the client) otherwise."""
-    if len(text) > MAX_LENGTH:
-        raise ValueError(f"At most {MAX_LENGTH} characters")
-    body = text.upper()
-    body = body.removeprefix("RRULE:")
-    parts: dict[str, str] = {}
-    for part in body.split(";"):
-        name, equals, value = part.partition("=")
-        if not equals or not value or name in parts:
-            raise ValueError("Must be NAME=VALUE parts separated by ';', each name once")
-        parts[name] = value
-    unknown = set(parts) - {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL"}
-    if unknown:
-        raise ValueError(f"Not supported: {', '.join(sorted(unknown))}")
+    parts = _parts(text)
     frequency = parts.get("FREQ")
     if frequency not in _FREQUENCIES:
         raise ValueError("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY")
-    kwargs: dict[str, Any] = {"freq": _FREQUENCIES[frequency]}
-    if "INTERVAL" in parts:
-        kwargs["interval"] = _numbers(parts["INTERVAL"], 1, MAX_INTERVAL, "INTERVAL")[0]
-        if parts["INTERVAL"].startswith(("+", "-")) or "," in parts["INTERVAL"]:
-            raise ValueError("INTERVAL must be a positive number")
-    if "COUNT" in parts:
-        if "UNTIL" in parts:
-            raise ValueError("COUNT and UNTIL cannot both be given")
-        if not parts["COUNT"].isdigit():
-            raise ValueError("COUNT must be a positive number")
-        kwargs["count"] = _numbers(parts["COUNT"], 1, MAX_COUNT, "COUNT")[0]
+    kwargs: dict[str, Any] = {"freq": _FREQUENCIES[frequency], **_repeats(parts)}
     months = _numbers(parts["BYMONTH"], 1, 12, "BYMONTH") if "BYMONTH" in parts else []
     if any(month < 0 for month in months):
         raise ValueError("BYMONTH must list months from 1 to 12")
     if months:
         kwargs["bymonth"] = months
     if "BYMONTHDAY" in parts:
-        if frequency == "WEEKLY":
-            raise ValueError("BYMONTHDAY cannot be used with FREQ=WEEKLY")
-        days = _numbers(parts["BYMONTHDAY"], 1, 31, "BYMONTHDAY")
-        longest = max(_MONTH_DAYS[month - 1] for month in months or range(1, 13))
-        if all(abs(day) > longest for day in days):
-            raise ValueError("BYMONTHDAY names no day of the months of the rule")
-        kwargs["bymonthday"] = days
+        kwargs["bymonthday"] = _month_days(parts["BYMONTHDAY"], frequency, months)
     if "BYDAY" in parts:
         # RFC 5545: an ordinal (2MO, -1FR) only with MONTHLY, or YEARLY (within the
-        # months of BYMONTH, else the year's weeks), and never with month days.
+        # months of BYMONTH, else the year's weeks); never beside month days here.
         ordinals = 0
         if frequency == "MONTHLY" or (frequency == "YEARLY" and months):
             ordinals = 5
@@ -144,14 +119,65 @@ def parse(text: str) -> Rule:
         if "BYMONTHDAY" in parts:
             ordinals = 0
         kwargs["byweekday"] = _weekdays(parts["BYDAY"], ordinals)
-    until = None
-    if "UNTIL" in parts:
-        match = _UNTIL.fullmatch(parts["UNTIL"])
-        if match is None:
-            raise ValueError("UNTIL must be YYYYMMDD, YYYYMMDDTHHMMSS or YYYYMMDDTHHMMSSZ")
-        until = (match[1], match[2], match[3] == "Z")
-        _until(until, ZoneInfo("UTC"))  # a real date and time
-    return Rule(kwargs, until)
+    return Rule(kwargs, _parse_until(parts.get("UNTIL")))
+
+
+def _parts(text: str) -> dict[str, str]:
+    """NAME=VALUE parts, each name once and one we support (case-insensitive, an
+    `RRULE:` prefix allowed)."""
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"At most {MAX_LENGTH} characters")
+    parts: dict[str, str] = {}
+    for part in text.upper().removeprefix("RRULE:").split(";"):
+        name, equals, value = part.partition("=")
+        if not equals or not value or name in parts:
+            raise ValueError("Must be NAME=VALUE parts separated by ';', each name once")
+        parts[name] = value
+    unknown = set(parts) - _PARTS
+    if unknown:
+        raise ValueError(f"Not supported: {', '.join(sorted(unknown))}")
+    return parts
+
+
+def _positive(value: str, high: int, name: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= high:
+        raise ValueError(f"{name} must be a number from 1 to {high}")
+    return int(value)
+
+
+def _repeats(parts: dict[str, str]) -> dict[str, int]:
+    """INTERVAL and COUNT (not with UNTIL, RFC 5545)."""
+    repeats = {}
+    if "INTERVAL" in parts:
+        repeats["interval"] = _positive(parts["INTERVAL"], MAX_INTERVAL, "INTERVAL")
+    if "COUNT" in parts:
+        if "UNTIL" in parts:
+            raise ValueError("COUNT and UNTIL cannot both be given")
+        repeats["count"] = _positive(parts["COUNT"], MAX_COUNT, "COUNT")
+    return repeats
+
+
+def _month_days(value: str, frequency: str, months: list[int]) -> list[int]:
+    """BYMONTHDAY, refusing a list that names no day of the rule's months (31 with
+    only 30-day months, 30 in February): dateutil would search it until 9999."""
+    if frequency == "WEEKLY":
+        raise ValueError("BYMONTHDAY cannot be used with FREQ=WEEKLY")
+    days = _numbers(value, 1, 31, "BYMONTHDAY")
+    longest = max(_MONTH_DAYS[month - 1] for month in months or range(1, 13))
+    if all(abs(day) > longest for day in days):
+        raise ValueError("BYMONTHDAY names no day of the months of the rule")
+    return days
+
+
+def _parse_until(value: str | None) -> tuple[str, str | None, bool] | None:
+    if value is None:
+        return None
+    match = _UNTIL.fullmatch(value)
+    if match is None:
+        raise ValueError("UNTIL must be YYYYMMDD, YYYYMMDDTHHMMSS or YYYYMMDDTHHMMSSZ")
+    until = (match[1], match[2], match[3] == "Z")
+    _until(until, ZoneInfo("UTC"))  # a real date and time
+    return until
 
 
 def check(text: str) -> str:
