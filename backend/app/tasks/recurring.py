@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from app.core.db import Database
+from app.core.db import Connection
 from app.core.schemas import utcnow
 from app.tags import links
 from app.tasks import recurrence, statements
@@ -25,15 +25,16 @@ _DUE = ("recurrence", "due_date", "due_at", "time_zone")
 
 
 async def complete(
-    db: Database,
+    conn: Connection,
     user_id: uuid.UUID,
     task_id: uuid.UUID,
     changes: dict[str, Any],
     tags: list[str] | None,
     precondition: IfMatch | None,
 ) -> TaskJson:
-    """The write of `changes` (with `tags`), the completion done by the task's rule."""
-    async with db.transaction() as conn:
+    """The write of `changes` (with `tags`), the completion done by the task's rule: in
+    a transaction of its own on `conn` (a savepoint when `conn` is in one already)."""
+    async with conn.transaction():
         row = await conn.fetchrow(statements.RECURRING_ROW, task_id, user_id)
         if row is None:
             raise TaskNotFound()

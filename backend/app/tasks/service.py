@@ -181,7 +181,7 @@ async def _write(
 ) -> TaskJson:
     """One UPDATE; with `tags`, also the tag statement and a read of the result, the
     three in one transaction. A recurring task that this write would complete matches
-    no row: it is then completed by its rule (_complete_recurring)."""
+    no row: it is then completed by its rule (recurring.complete, on this connection)."""
     tags: list[str] | None = changes.pop("tags", None)
     statements.one_due(changes)
     versions = precondition is not None and not precondition.any
@@ -200,17 +200,12 @@ async def _write(
                 await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
                 get = statements.get_statement()
                 row = await conn.fetchrow(get.sql, *get.args(params))
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise _gone(exc) from None
-        except asyncpg.CheckViolationError:
-            raise RecurrenceNeedsDue() from None
-        if row is None:
-            await _why_not_written(conn, user_id, task_id, precondition)
-            if not _completes(changes):
-                raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
-    if row is None:  # maybe a recurring task to complete (or a missing project)
-        try:
-            return await recurring.complete(db, user_id, task_id, changes, tags, precondition)
+            if row is None:
+                await _why_not_written(conn, user_id, task_id, precondition)
+                if not _completes(changes):
+                    raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+                # A recurring task to complete by its rule (or a missing project).
+                return await recurring.complete(conn, user_id, task_id, changes, tags, precondition)
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
         except asyncpg.CheckViolationError:

@@ -325,14 +325,12 @@ class TestCompletionUnderTheRowLock:
         lock = db.transaction()
         await lock.start()
         await db.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
-        calls = [
-            asyncio.create_task(
-                recurring.complete(
-                    app.state.database, user_id, task_id, changes, None, precondition
-                )
-            )
-            for _ in range(2)
-        ]
+
+        async def call() -> object:
+            async with app.state.database.connection() as conn:
+                return await recurring.complete(conn, user_id, task_id, changes, None, precondition)
+
+        calls = [asyncio.create_task(call()) for _ in range(2)]
         await asyncio.sleep(0.3)  # both wait for the lock
         assert not any(call.done() for call in calls)
         await lock.rollback()
