@@ -12,9 +12,11 @@ from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
-from app.tasks import cursors, queries, service
+from app.tasks import bulk, cursors, queries, service
+from app.tasks.bulk_schemas import BulkRequest, BulkResults
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
+    BulkAborted,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InvalidCursor,
@@ -66,6 +68,27 @@ async def create_task(
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkResults,
+    responses={
+        **problems(IdempotencyKeyReused, IdempotencyKeyInProgress, BulkAborted),
+        **sends(200, "Idempotent-Replayed"),
+    },
+)
+async def bulk_tasks(
+    data: BulkRequest,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Run 1-100 creates, updates, completions and deletions in order, each by the rules
+    of its own route: one result per operation; `atomic`: all or nothing."""
+    answer = await bulk.run_bulk(db, user.id, data, idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 _LIST_QUERY = QueryModel(TaskQuery)
