@@ -103,7 +103,6 @@ TaskId = Annotated[
 ]
 IfMatchValue = Annotated[
     StrictInt | Annotated[str, Field(max_length=1024)] | None,
-    NotNull,
     Field(
         description='As the If-Match header: `"<version>"` (the ETag), a list of them, or '
         "`*`; or the version as an integer. A stale one fails the operation with 412"
@@ -121,7 +120,7 @@ def if_match(value: int | str | None) -> IfMatch | None:
 
 class CreateOperation(InputModel):
     op: Literal["create"]
-    ref: Annotated[Ref | None, NotNull] = None
+    ref: Ref | None = None
     data: CreateData
 
 
@@ -137,7 +136,7 @@ class CompleteOperation(InputModel):
     id: TaskId
     if_match: IfMatchValue = None
     completed: Annotated[
-        StrictBool | None, NotNull, Field(description="Set it; omitted: toggle")
+        StrictBool | None, Field(description="Set it; omitted or `null`: toggle")
     ] = None
 
 

@@ -10,6 +10,7 @@ from app.auth.dependencies import CurrentPrincipal
 from app.core import conditional
 from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
+from app.core.errors import MethodNotAllowed
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
 from app.tasks import bulk, cursors, queries, service
@@ -89,6 +90,13 @@ async def bulk_tasks(
     answer = await bulk.run_bulk(db, user.id, data, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(answer.body, media_type="application/json", headers=headers)
+
+
+@router.api_route("/bulk", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def bulk_other_methods() -> None:
+    """Only POST: without this route `/tasks/{task_id}` would take `bulk` for an id
+    (422 invalid UUID, where a client should read 405)."""
+    raise MethodNotAllowed(headers={"Allow": "POST"})
 
 
 _LIST_QUERY = QueryModel(TaskQuery)

@@ -530,3 +530,19 @@ async def test_results_keep_the_request_order(client, user: UserHandle, atomic: 
     assert statuses(body) == [201, 200, 201, 201]
     assert [r.get("task", {}).get("title") for r in body["results"]] == ["a", "a", "b", "c"]
     assert uuid.UUID(body["results"][0]["id"])
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+async def test_other_methods_are_405(client, user: UserHandle, method: str) -> None:
+    response = await client.request(method, BULK, headers=user.headers)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_the_compatibility_path_answers_too(client, user: UserHandle) -> None:
+    response = await client.post(
+        f"/api/{user.id}/tasks/bulk", json={"operations": [create()]}, headers=user.headers
+    )
+    assert response.status_code == 200
+    assert statuses(response.json()) == [201]
