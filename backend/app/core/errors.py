@@ -20,6 +20,8 @@ class AppError(Exception):
     # More members of the problem object (RFC 9457 §3.2 extensions), e.g. a bulk
     # request's per-operation `results`.
     extensions: dict[str, Any] | None = None
+    # The JSON schemas of those members (name -> schema), for the OpenAPI document.
+    extension_schemas: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -1,6 +1,6 @@
 """Task errors (domain exceptions: status and code, no FastAPI)."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 from app.core.errors import (
     AppError,
@@ -57,6 +57,14 @@ class BulkAborted(Conflict):
 
     code = "bulk_aborted"
     detail = "An operation failed, so none was applied (atomic request)"
+    extension_schemas: ClassVar[dict[str, Any]] = {
+        "results": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/OperationResult"},
+            "description": "One per operation, in order: each failure's problem; "
+            "424 rolled_back for the others",
+        }
+    }
 
     def __init__(self, results: list[dict[str, Any]]) -> None:
         super().__init__()

@@ -546,3 +546,53 @@ async def test_the_compatibility_path_answers_too(client, user: UserHandle) -> N
     )
     assert response.status_code == 200
     assert statuses(response.json()) == [201]
+
+
+async def test_a_body_over_1_mib_is_413(app, client, user: UserHandle) -> None:
+    operations = [create(description="d" * 12_000) for _ in range(100)]
+    response = await client.post(BULK, json={"operations": operations}, headers=user.headers)
+    assert response.status_code == 413
+    assert await count_rows(app, "task") == 0
+
+
+async def test_move_is_not_an_operation_yet(client, user: UserHandle, task_factory) -> None:
+    task = await task_factory()
+    operation = {"op": "move", "id": task["id"], "after": task["id"]}
+    body = await bulk(client, user, [operation], expect=422)
+    assert [error["field"] for error in body["errors"]] == ["body.operations.0.op"]
+
+
+async def _wait_for_a_lock_wait(db) -> None:
+    for _ in range(200):
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'todo-api' AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the bulk request never waited for the held lock")
+
+
+@pytest.mark.parametrize("key", [None, "k"])
+async def test_project_deleted_during_a_run_falls_back_to_one_by_one(
+    app, client, db, user: UserHandle, project_factory, key: str | None
+) -> None:
+    """The run's project check passes in its snapshot, the project's deletion (held open
+    here) commits while the insert waits on the project row: a foreign key violation, and
+    every create of the run is then tried alone, each answering 422 project_not_found."""
+    project = await project_factory()
+    ops = [create("a", project_id=project["id"]), create("b", project_id=project["id"])]
+    headers = {"Idempotency-Key": key} if key else {}
+    deleter = db.transaction()
+    await deleter.start()
+    await db.execute("DELETE FROM project WHERE id = $1", uuid.UUID(project["id"]))
+    request = asyncio.ensure_future(bulk(client, user, ops, headers=headers))
+    try:
+        await _wait_for_a_lock_wait(db)
+    finally:
+        await deleter.commit()
+    body = await request
+    assert statuses(body) == [422, 422]
+    assert body["results"][1]["error"]["code"] == "project_not_found"
+    assert await count_rows(app, "task") == 0
