@@ -283,10 +283,10 @@ async def _create_many(
     now = utcnow()
     offsets = list(pending)
     rows = [service.new_row(user_id, pending[offset], now) for offset in offsets]
-    columns: dict[str, list[Any]] = {name: [] for name in _MANY_COLUMNS}
+    columns: dict[str, list[Any]] = {name: [] for name in _MANY_PARAMS}
     tags: dict[str, list[Any]] = {"n": [], "id": [], "name": [], "key": []}
     for n, row in enumerate(rows, 1):
-        for name in _MANY_COLUMNS:
+        for name in _MANY_PARAMS:
             columns[name].append(row.params[name])
         for name, key in zip(row.params["tag_names"], row.params["tag_keys"], strict=True):
             tags["n"].append(n)
@@ -305,8 +305,8 @@ async def _create_many(
     return settled
 
 
-# CREATE_MANY's per-row arrays ($3..$10), from each row's CREATE parameters.
-_MANY_COLUMNS = ("task_id", *statements.BODY_COLUMNS, "title_key", "search_text")
+# CREATE_MANY's per-row arrays, from each row's CREATE parameters (`id` is `task_id`).
+_MANY_PARAMS = tuple("task_id" if c == "id" else c for c in statements.MANY_COLUMNS)
 
 
 def _result(outcome: Outcome) -> dict[str, Any]:

@@ -92,7 +92,10 @@ async def bulk_tasks(
     return Response(answer.body, media_type="application/json", headers=headers)
 
 
-@router.api_route("/bulk", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+_NOT_BULK = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+@router.api_route("/bulk", methods=_NOT_BULK, include_in_schema=False)
 async def bulk_other_methods() -> None:
     """Only POST: without this route `/tasks/{task_id}` would take `bulk` for an id
     (422 invalid UUID, where a client should read 405)."""
