@@ -514,6 +514,30 @@ class TestCreateRuns:
             "title"
         ] == "t0"
 
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"title": " Pay <b>rent</b> ", "description": "Tom & Jerry", "priority": "low",
+             "due_date": "2031-02-03", "tags": ["Money", "money", "Home"]},
+            {"title": "x", "description": None, "tags": []},
+        ],
+    )  # fmt: skip
+    async def test_a_run_creates_what_post_tasks_creates(
+        self, client, user: UserHandle, project_factory, data
+    ) -> None:
+        project = await project_factory()
+        data = {**data, "project_id": project["id"]}
+        response = await client.post(TASKS, json=data, headers=user.headers)
+        single = response.json()
+        body = await bulk(client, user, [{"op": "create", "data": data}] * 2)
+        server_owned = ("id", "created_at", "updated_at")
+        for result in body["results"]:
+            task = result["task"]
+            assert {k: v for k, v in task.items() if k not in server_owned} == {
+                k: v for k, v in single.items() if k not in server_owned
+            }
+            assert (await get_task(client, user, task["id"])).json() == task
+
     async def test_a_run_is_one_statement(self, app, client, user: UserHandle) -> None:
         from tests.conftest import recorded_statements
 
