@@ -44,14 +44,10 @@ _HTTP_ERRORS: dict[int, type[AppError]] = {
 }
 
 
-def problem_response(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-) -> Response:
+def problem_body(
+    status: int, code: str, detail: str, errors: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The problem object itself (also what a bulk request answers per failed operation)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -62,6 +58,21 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = list(errors)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> Response:
+    body = problem_body(status, code, detail, errors)
+    if extensions:
+        body.update(extensions)
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -119,7 +130,12 @@ def _echoes_input(message: str, value: Any) -> bool:
 async def handle_app_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     return problem_response(
-        exc.status_code, exc.code, exc.detail, headers=exc.headers, errors=exc.errors
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        headers=exc.headers,
+        errors=exc.errors,
+        extensions=exc.extensions,
     )
 
 
@@ -129,15 +145,18 @@ async def handle_validation_error(_: Request, exc: Exception) -> Response:
     if any(error["type"] == "json_invalid" for error in errors):
         malformed = e.MalformedJson
         return problem_response(malformed.status_code, malformed.code, malformed.detail)
-    failed: type[AppError] = e.ValidationFailed
-    # A validator that raised with the code of a 422 of ours as its type (e.g.
-    # invalid_time_zone) answers that code.
+    failed = validation_class(errors)
+    return problem_response(failed.status_code, failed.code, failed.detail, errors=errors)
+
+
+def validation_class(errors: list[dict[str, Any]]) -> type[AppError]:
+    """The 422 these field errors answer: the first whose type is the code of a 422 of
+    ours (a validator raised it so, e.g. invalid_time_zone), else validation_error."""
     for error in errors:
         coded = [c for c in AppError.registry.get(error["type"], ()) if c.status_code == 422]
         if coded:
-            failed = coded[0]
-            break
-    return problem_response(failed.status_code, failed.code, failed.detail, errors=errors)
+            return coded[0]
+    return e.ValidationFailed
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -7,8 +7,10 @@ of two racing writers with one If-Match, exactly one succeeds and the other gets
 When a write matched no row, one more read tells 404 from 412 from a missing project.
 """
 
+import contextlib
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -72,23 +74,69 @@ async def create_task(
         # trips (under load, open transactions holding the user's and tags' row locks
         # made the others wait).
         async with db.connection() as conn:
-            public = await _insert(db, conn, user_id, data)
+            public = await insert(db, conn, user_id, data)
         return CreatedTask(public.id, public.version, public.model_dump_json().encode())
     async with db.transaction() as conn:
         stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
         if stored is not None:
             first = TaskPublic.model_validate_json(stored)
             return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
-        public = await _insert(db, conn, user_id, data)
+        public = await insert(db, conn, user_id, data)
         body = public.model_dump_json()
         await idempotency.store(conn, user_id, key, 201, body)
     return CreatedTask(public.id, public.version, body.encode())
 
 
-async def _insert(
+async def insert(
     db: Database, conn: Connection, user_id: uuid.UUID, data: TaskCreate
 ) -> TaskPublic:
-    task_id, now = uuid7(), utcnow()
+    """The create statement for one task, on this connection (POST /tasks, bulk)."""
+    row = new_row(user_id, data, utcnow())
+    params = row.params
+    for _ in range(links.ENSURE_ATTEMPTS):
+        params["tag_ids"] = [uuid.uuid4() for _ in params["tag_keys"]]
+        try:
+            found = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+        project_ok, created, names, due_date = found
+        if not project_ok:
+            raise TaskProjectNotFound()
+        if created:
+            break
+    else:  # pragma: no cover - tags deleted and re-created under us, three times over
+        raise ServiceUnavailable(headers={"Retry-After": "1"})
+    return row.public(names, due_date)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A task about to be inserted: the create statement's parameters (all but the new
+    tags' ids, drawn per attempt) and what the answer is built from."""
+
+    id: uuid.UUID
+    now: datetime
+    body: dict[str, Any]
+    params: dict[str, Any]
+
+    def public(self, tag_names: list[str], due_date: date | None) -> TaskPublic:
+        """The new task; `due_date` as the statement stored it (a timed task's local
+        date, which only the database computes)."""
+        return TaskPublic(
+            **(self.body | {"due_date": due_date}),
+            id=self.id,
+            completed=False,
+            completed_at=None,
+            last_completed_at=None,
+            tags=tag_names,
+            created_at=self.now,
+            updated_at=self.now,
+            version=1,
+        )
+
+
+def new_row(user_id: uuid.UUID, data: TaskCreate, now: datetime) -> NewRow:
+    task_id = uuid7()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
     body = statements.one_due(data.model_dump(include=set(statements.BODY_COLUMNS)))
@@ -100,30 +148,7 @@ async def _insert(
         "tag_keys": keys,
         "search_text": search_text(data.title, data.description),
     }
-    for _ in range(links.ENSURE_ATTEMPTS):
-        params["tag_ids"] = [uuid.uuid4() for _ in keys]
-        try:
-            row = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise _gone(exc) from None
-        project_ok, created, names, due_date = row
-        if not project_ok:
-            raise TaskProjectNotFound()
-        if created:
-            break
-    else:  # pragma: no cover - tags deleted and re-created under us, three times over
-        raise ServiceUnavailable(headers={"Retry-After": "1"})
-    return TaskPublic(
-        **(body | {"due_date": due_date}),
-        id=task_id,
-        completed=False,
-        completed_at=None,
-        last_completed_at=None,
-        tags=names,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )
+    return NewRow(task_id, now, body, params)
 
 
 def _gone(exc: Exception) -> Exception:
@@ -143,8 +168,7 @@ async def update_task(
     precondition: IfMatch | None,
 ) -> TaskJson:
     """PATCH: only the fields sent; `null` clears a nullable one; `tags` replaces the set."""
-    changes = data.model_dump(exclude_unset=True)
-    return await _write(db, user_id, task_id, changes, precondition)
+    return await _write(db, user_id, task_id, patch_changes(data), precondition)
 
 
 async def replace_task(
@@ -168,8 +192,16 @@ async def set_completion(
     precondition: IfMatch | None,
 ) -> TaskJson:
     """Set `completed` (and `completed_at`), or toggle it when `completed` is None."""
-    changes = {statements.TOGGLE: True} if completed is None else {"completed": completed}
-    return await _write(db, user_id, task_id, changes, precondition)
+    return await _write(db, user_id, task_id, completion_changes(completed), precondition)
+
+
+def patch_changes(data: TaskUpdate) -> dict[str, Any]:
+    """What a PATCH body changes: the fields sent (an explicit `null` included)."""
+    return data.model_dump(exclude_unset=True)
+
+
+def completion_changes(completed: bool | None) -> dict[str, Any]:
+    return {statements.TOGGLE: True} if completed is None else {"completed": completed}
 
 
 async def _write(
@@ -179,9 +211,21 @@ async def _write(
     changes: dict[str, Any],
     precondition: IfMatch | None,
 ) -> TaskJson:
+    async with db.connection() as conn:
+        return await write_on(conn, user_id, task_id, changes, precondition)
+
+
+async def write_on(
+    conn: Connection,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    precondition: IfMatch | None,
+) -> TaskJson:
     """One UPDATE; with `tags`, also the tag statement and a read of the result, the
-    three in one transaction. A recurring task that this write would complete matches
-    no row: it is then completed by its rule (recurring.complete, on this connection)."""
+    three in one transaction (the caller's, when `conn` is already in one: bulk writes).
+    A recurring task that this write would complete matches no row: it is then
+    completed by its rule (recurring.complete, on this connection)."""
     tags: list[str] | None = changes.pop("tags", None)
     statements.one_due(changes)
     versions = precondition is not None and not precondition.any
@@ -192,8 +236,8 @@ async def _write(
         assert precondition is not None
         params["versions"] = sorted(precondition.versions)
     # One statement commits on its own; a tag change adds two, in one transaction.
-    begin = db.connection() if tags is None else db.transaction()
-    async with begin as conn:
+    alone = tags is None or conn.is_in_transaction()
+    async with contextlib.nullcontext() if alone else conn.transaction():
         try:
             row = await conn.fetchrow(statement.sql, *statement.args(params))
             if row is not None and tags is not None:
@@ -233,13 +277,18 @@ async def delete_task(
 ) -> None:
     """One DELETE, committed on its own (the read after a miss only explains it)."""
     async with db.connection() as conn:
-        if precondition is None or precondition.any:
-            deleted = await conn.fetchval(statements.DELETE.sql, task_id, user_id)
-        else:
-            versions = sorted(precondition.versions)
-            deleted = await conn.fetchval(
-                statements.DELETE.with_versions, task_id, user_id, versions
-            )
-        if deleted is None:
-            await _why_not_written(conn, user_id, task_id, precondition)
-            raise PreconditionFailed()  # pragma: no cover - changed and reverted in between
+        await delete_on(conn, user_id, task_id, precondition)
+
+
+async def delete_on(
+    conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    """The DELETE on this connection (in the caller's transaction, if any)."""
+    if precondition is None or precondition.any:
+        deleted = await conn.fetchval(statements.DELETE.sql, task_id, user_id)
+    else:
+        versions = sorted(precondition.versions)
+        deleted = await conn.fetchval(statements.DELETE.with_versions, task_id, user_id, versions)
+    if deleted is None:
+        await _why_not_written(conn, user_id, task_id, precondition)
+        raise PreconditionFailed()  # pragma: no cover - changed and reverted in between

@@ -336,3 +336,72 @@ class TestCompletionUnderTheRowLock:
         await lock.rollback()
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert sorted(type(r).__name__ for r in results) == ["PreconditionFailed", "TaskJson"]
+
+
+class TestBulk:
+    """POST /tasks/bulk: its creates (one statement for a run of them), updates and
+    completes honour due times and recurrence as the single routes do."""
+
+    async def test_a_run_of_creates_stores_what_post_stores(self, client, user: UserHandle) -> None:
+        timed = {"due_at": "2026-12-05T23:30:00Z", "time_zone": "Asia/Tokyo"}
+        operations = [
+            {"op": "create", "data": {"title": "a", **timed, "recurrence": "FREQ=DAILY"}},
+            {"op": "create", "data": {"title": "b", "due_date": "2026-12-05"}},
+            {"op": "create", "data": {"title": "c"}},
+        ]
+        response = await client.post(
+            f"{TASKS}/bulk", json={"operations": operations}, headers=user.headers
+        )
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [r["status"] for r in results] == [201, 201, 201]
+        assert [r["task"]["due_date"] for r in results] == ["2026-12-06", "2026-12-05", None]
+        for result in results:
+            got = await client.get(f"{TASKS}/{result['id']}", headers=user.headers)
+            assert got.json() == result["task"]
+        # the series starts at the due: completing moves it one day on, in Tokyo
+        moved = await complete(client, user, results[0]["task"])
+        assert moved["due_at"] == "2026-12-06T23:30:00.000000Z"
+        assert moved["due_date"] == "2026-12-07"
+
+    async def test_complete_and_update_move_a_recurring_task(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(due_date="2026-12-01", recurrence="FREQ=DAILY")
+        operations = [
+            {"op": "complete", "id": task["id"]},
+            {"op": "complete", "id": task["id"], "completed": True},
+            {"op": "update", "id": task["id"], "data": {"completed": True}},
+            {"op": "complete", "id": task["id"], "if_match": '"1"'},
+        ]
+        for atomic in (False, True):
+            response = await client.post(
+                f"{TASKS}/bulk",
+                json={"operations": operations[:3], "atomic": atomic},
+                headers=user.headers,
+            )
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            assert [r["task"]["completed"] for r in results] == [False] * 3
+        days = [r["task"]["due_date"] for r in results]
+        assert days == ["2026-12-05", "2026-12-06", "2026-12-07"]
+        stale = await client.post(
+            f"{TASKS}/bulk", json={"operations": operations[3:]}, headers=user.headers
+        )
+        assert stale.json()["results"][0]["status"] == 412
+
+    async def test_invalid_due_data_fails_its_operation_with_the_routes_code(
+        self, client, user: UserHandle
+    ) -> None:
+        operations = [
+            {"op": "create", "data": {"title": "a", "due_at": "2026-12-05T10:00:00Z",
+                                      "time_zone": "Mars/Olympus"}},
+            {"op": "create", "data": {"title": "b", "due_date": "2026-12-05",
+                                      "recurrence": "FREQ=SECONDLY"}},
+            {"op": "create", "data": {"title": "c", "recurrence": "FREQ=DAILY"}},
+        ]  # fmt: skip
+        response = await client.post(
+            f"{TASKS}/bulk", json={"operations": operations}, headers=user.headers
+        )
+        codes = [r["error"]["code"] for r in response.json()["results"]]
+        assert codes == ["invalid_time_zone", "invalid_recurrence", "recurrence_needs_due"]
