@@ -10,7 +10,7 @@ grew), without one it moves the task once more. Neither is ever lost.
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from app.core.db import Connection
@@ -22,6 +22,9 @@ from app.tasks.schemas import IfMatch
 from app.tasks.types import TaskJson
 
 _DUE = ("recurrence", "due_date", "due_at", "time_zone")
+# date.max is stored by asyncpg as PostgreSQL's `infinity` (answered as null): the last
+# day an occurrence may fall on is the one before.
+_LAST_DAY = date.max
 
 
 async def complete(
@@ -70,10 +73,13 @@ def next_occurrence(row: dict[str, Any], changes: dict[str, Any], now: datetime)
     else:
         current = recurrence.day_start(due["due_date"], tz)
     anchor = row["recurrence_anchor"]
-    if anchor is None or any(name in changes for name in _DUE):  # a new series
-        anchor = current.replace(tzinfo=None)
+    start = current.replace(tzinfo=None)
+    # A new series; or a start after the current due, which no write leaves (asyncpg
+    # reads a timestamp near the year 10000 as its "infinity", datetime.max).
+    if anchor is None or anchor > start or any(name in changes for name in _DUE):
+        anchor = start
     following = recurrence.next_due(due["recurrence"], anchor, current, tz)
-    if following is None:
+    if following is None or following <= current or following.date() >= _LAST_DAY:
         return changes
     moved = {k: v for k, v in changes.items() if k not in ("completed", statements.TOGGLE)}
     if due["due_at"] is not None:

@@ -63,9 +63,10 @@ def _recurrence(value: str) -> str:
         raise PydanticCustomError(InvalidRecurrence.code, str(exc)) from None
 
 
-# The first and last instants whose date is a valid date in every zone (±14 hours).
+# The first and last instants whose date is a valid date in every zone (±14 hours),
+# and never 9999-12-31: date.max, which asyncpg stores as PostgreSQL's `infinity`.
 _EARLIEST_DUE = datetime(1, 1, 2, tzinfo=UTC)
-_LATEST_DUE = datetime(9999, 12, 30, tzinfo=UTC)
+_LATEST_DUE = datetime(9999, 12, 29, tzinfo=UTC)
 
 
 def _due_at(value: datetime) -> datetime:

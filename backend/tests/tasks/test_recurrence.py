@@ -44,6 +44,7 @@ class TestRecurrenceRule:
             "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
             "FREQ=DAILY;COUNT=3",
             "FREQ=DAILY;UNTIL=20270101T000000Z",
+            "FREQ=YEARLY;BYDAY=20MO",
             "RRULE:freq=weekly;byday=sa",
         ],
     )
@@ -82,6 +83,8 @@ class TestRecurrenceRule:
             "FREQ=MONTHLY;BYDAY=6MO",
             "FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=1",
             "FREQ=YEARLY;BYMONTH=13",
+            "FREQ=YEARLY;BYMONTH=-1",
+            "FREQ=YEARLY;BYMONTH=2;BYDAY=6MO",
             "FREQ=DAILY;X-NAME=1",
             "FREQ=DAILY;" + "BYMONTH=1;" * 60,
             "FREQ=DAILY;BYMONTH=" + ",".join(["1"] * 250),  # 518 characters, else valid
@@ -185,6 +188,14 @@ class TestCompletingARecurringTask:
         assert last["due_date"] == "2026-12-03"
         assert TIMESTAMP.match(last["completed_at"])
         assert last["last_completed_at"] == last["completed_at"]
+
+    async def test_no_occurrence_before_the_last_storable_day_completes_it(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        # 9999-12-31 is date.max, which asyncpg stores as PostgreSQL's `infinity`
+        task = await task_factory(due_date="9999-12-30", recurrence="FREQ=DAILY")
+        done = await complete(client, user, task)
+        assert (done["completed"], done["due_date"]) == (True, "9999-12-30")
 
     async def test_until_exhausts(
         self, client, user: UserHandle, task_factory: TaskFactory
