@@ -5,7 +5,17 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, DateTime, Index, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from app.core.schemas import utcnow
@@ -30,8 +40,11 @@ def search_text(title: str, description: str | None) -> str:
     return f"{title}{SEARCH_SEPARATOR}{description or ''}".casefold()
 
 
-class Task(SQLModel, table=True):
-    """A user's task.
+class TaskRow(SQLModel, table=True):
+    """A user's task, trashed or not (`deleted_at`). The app reads and writes tasks
+    through the view `task` (TASK below: the rows with `deleted_at IS NULL`, migration
+    0009), so one place decides what is visible; only the trash (app/tasks/trash.py)
+    names this table.
 
     Two derived columns are written with every change of title or description, by the
     service, from Python's Unicode `casefold()` (full Unicode case folding: `Straße`
@@ -40,7 +53,7 @@ class Task(SQLModel, table=True):
     substring match (LIKE) served by a pg_trgm GIN index.
     """
 
-    __tablename__ = "task"
+    __tablename__ = "task_row"
     __table_args__ = (
         # Owner + each sort column (+ id, the tie-breaker): a page is an index range.
         Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id"),
@@ -75,6 +88,17 @@ class Task(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
         ),
+        # A task's subtasks (children of a parent, the recursive subtree walks).
+        Index("ix_task_parent_id", "parent_id"),
+        # Manual order: a user's tasks by position (sort_by=position and its cursors).
+        Index("ix_task_user_id_position_id", "user_id", "position", "id"),
+        # The trash: a user's trashed tasks, newest first; the purge's range.
+        Index(
+            "ix_task_user_id_deleted_at",
+            "user_id",
+            "deleted_at",
+            postgresql_where=text("deleted_at IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -93,6 +117,26 @@ class Task(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     version: int = 1
+    # A subtask's parent (a task of the same user); deleting the parent deletes it.
+    parent_id: uuid.UUID | None = Field(default=None, foreign_key="task_row.id", ondelete="CASCADE")
+    # Manual order among siblings: opaque keys compared byte by byte (positions.py).
+    position: str = Field(sa_column=Column(Text(collation="C"), nullable=False))
+    # When the task went to the trash; the tasks trashed with it share the instant.
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+# The visible tasks: the view `task` (`SELECT * FROM task_row WHERE deleted_at IS
+# NULL`, auto-updatable, so INSERT, UPDATE, DELETE and RETURNING work through it).
+# Described in a metadata of its own: it is not a table for Alembic to create.
+VIEWS = MetaData()
+TASK = Table(
+    "task",
+    VIEWS,
+    *(
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in TaskRow.__table__.c  # type: ignore[attr-defined]
+    ),
+)
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -19,8 +19,13 @@ from app.core.errors import ServiceUnavailable
 from app.core.ids import uuid7
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, statements
-from app.tasks.exceptions import PreconditionFailed, TaskNotFound, TaskProjectNotFound
+from app.tasks import idempotency, statements, trash, tree
+from app.tasks.exceptions import (
+    ParentNotFound,
+    PreconditionFailed,
+    TaskNotFound,
+    TaskProjectNotFound,
+)
 from app.tasks.models import search_text
 from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
 
@@ -69,7 +74,7 @@ async def create_task(
 ) -> CreatedTask:
     """Create; with an Idempotency-Key, a retry replays the first response (the key is
     claimed in the same transaction, so a failed request does not use it up)."""
-    if key is None:
+    if key is None and data.parent_id is None:
         # One statement, committed on its own: no transaction held open across round
         # trips (under load, open transactions holding the user's and tags' row locks
         # made the others wait).
@@ -77,13 +82,15 @@ async def create_task(
             public = await _insert(db, conn, user_id, data)
         return CreatedTask(public.id, public.version, public.model_dump_json().encode())
     async with db.transaction() as conn:
-        stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
-        if stored is not None:
-            first = TaskPublic.model_validate_json(stored)
-            return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
+        if key is not None:
+            stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
+            if stored is not None:
+                first = TaskPublic.model_validate_json(stored)
+                return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
         public = await _insert(db, conn, user_id, data)
         body = public.model_dump_json()
-        await idempotency.store(conn, user_id, key, 201, body)
+        if key is not None:
+            await idempotency.store(conn, user_id, key, 201, body)
     return CreatedTask(public.id, public.version, body.encode())
 
 
@@ -94,6 +101,8 @@ async def _insert(
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
     body = data.model_dump(include=set(statements.BODY_COLUMNS))
+    if body["parent_id"] is not None:  # in a transaction (create_task)
+        await tree.place_new(conn, user_id, body)
     params = statements.encode(body) | {
         "task_id": task_id,
         "user_id": user_id,
@@ -108,7 +117,7 @@ async def _insert(
             row = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
-        project_ok, created, names = row
+        project_ok, created, names, position = row
         if not project_ok:
             raise TaskProjectNotFound()
         if created:
@@ -124,6 +133,7 @@ async def _insert(
         created_at=now,
         updated_at=now,
         version=1,
+        position=position,
     )
 
 
@@ -131,7 +141,10 @@ def _gone(exc: Exception) -> Exception:
     """A row checked at the start of the statement was deleted by a concurrent
     transaction before the write: the project (422, as if it never existed), or the
     caller's own account (401)."""
-    if "project" in (getattr(exc, "constraint_name", None) or ""):
+    constraint = getattr(exc, "constraint_name", None) or ""
+    if "parent" in constraint:
+        return ParentNotFound()
+    if "project" in constraint:
         return TaskProjectNotFound()
     return InvalidToken()
 
@@ -178,30 +191,65 @@ async def _write(
     changes: dict[str, Any],
     precondition: IfMatch | None,
 ) -> TaskJson:
-    """One UPDATE; with `tags`, also the tag statement and a read of the result, the
-    three in one transaction."""
+    """One UPDATE, committed on its own; in one transaction with what else the write
+    needs: the tag statement and a read of the result (`tags`), the tree checks and the
+    subtree following a new project (`parent_id`, `project_id`: tree.py), the open
+    subtasks completed with their parent."""
     tags: list[str] | None = changes.pop("tags", None)
+    reshapes = "parent_id" in changes or "project_id" in changes
+    completes = changes.get("completed") is True or statements.TOGGLE in changes
+    now = utcnow()
+    if not (tags is not None or reshapes or completes):
+        async with db.connection() as conn:
+            return await _update(conn, user_id, task_id, changes, precondition, now)
+    async with db.transaction() as conn:
+        try:
+            moved = reshapes and await tree.place(conn, user_id, task_id, changes)
+            result = await _update(conn, user_id, task_id, changes, precondition, now)
+            if moved:
+                await tree.follow(conn, user_id, task_id, changes["project_id"], now)
+            if completes:
+                await tree.complete_subtree(conn, user_id, task_id, now)
+            if tags is not None:
+                await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
+                result = await get_in(conn, user_id, task_id)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+    return result
+
+
+async def get_in(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskJson:
+    """get_task on this connection (in its transaction)."""
+    get = statements.get_statement()
+    row = await conn.fetchrow(get.sql, *get.args({"task_id": task_id, "user_id": user_id}))
+    if row is None:  # pragma: no cover - read right after a write of the same transaction
+        raise TaskNotFound()
+    return TaskJson(row[0], row[1].encode())
+
+
+async def _update(
+    conn: Connection,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    precondition: IfMatch | None,
+    now: Any,
+) -> TaskJson:
+    """The UPDATE of these fields, checking If-Match; 404, 412 or 422 when it matched
+    no row."""
     versions = precondition is not None and not precondition.any
     statement = statements.write_statement(frozenset(changes), versions)
-    params = statements.encode(changes)
-    params |= {"task_id": task_id, "user_id": user_id, "now": utcnow()}
+    params = statements.encode(changes) | {"task_id": task_id, "user_id": user_id, "now": now}
     if versions:
         assert precondition is not None
         params["versions"] = sorted(precondition.versions)
-    # One statement commits on its own; a tag change adds two, in one transaction.
-    begin = db.connection() if tags is None else db.transaction()
-    async with begin as conn:
-        try:
-            row = await conn.fetchrow(statement.sql, *statement.args(params))
-            if row is not None and tags is not None:
-                await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
-                get = statements.get_statement()
-                row = await conn.fetchrow(get.sql, *get.args(params))
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise _gone(exc) from None
-        if row is None:
-            await _why_not_written(conn, user_id, task_id, precondition)
-            raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+    try:
+        row = await conn.fetchrow(statement.sql, *statement.args(params))
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _gone(exc) from None
+    if row is None:
+        await _why_not_written(conn, user_id, task_id, precondition)
+        raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
     return TaskJson(row[0], row[1].encode())
 
 
@@ -219,15 +267,10 @@ async def _why_not_written(
 async def delete_task(
     db: Database, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    """One DELETE, committed on its own (the read after a miss only explains it)."""
-    async with db.connection() as conn:
-        if precondition is None or precondition.any:
-            deleted = await conn.fetchval(statements.DELETE.sql, task_id, user_id)
-        else:
-            versions = sorted(precondition.versions)
-            deleted = await conn.fetchval(
-                statements.DELETE.with_versions, task_id, user_id, versions
-            )
-        if deleted is None:
+    """Move the task and its subtree to the trash (trash.py), under the tree lock: a
+    concurrent write cannot hang a new subtask under a task being trashed."""
+    async with db.transaction() as conn:
+        await tree.lock(conn, user_id)
+        if not await trash.trash(conn, user_id, task_id, precondition, utcnow()):
             await _why_not_written(conn, user_id, task_id, precondition)
             raise PreconditionFailed()  # pragma: no cover - changed and reverted in between

@@ -6,10 +6,9 @@
   RETURNING <json>`; derived columns are computed from the row being updated
   (`search_text` keeps the casefolded half that did not change), so no prior read or
   row lock is needed and concurrent writers still get exactly one winner per version.
-- delete: one `DELETE ... WHERE version = ANY(If-Match)`.
+- delete: see trash.py (a task is trashed with its subtree).
 """
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     not_,
     null,
     or_,
@@ -39,9 +39,9 @@ from app.core.db import CompiledStatement, compile_statement
 from app.projects.models import Project
 from app.tags.links import tag_ctes
 from app.tasks.json_page import task_json
-from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, Task
+from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, TASK
 
-_table = Task.__table__  # type: ignore[attr-defined]
+_table = TASK
 _task = _table.c
 
 # The task as JSON text beside its version (for the ETag), as every route answers it.
@@ -50,9 +50,14 @@ _RESULT = (_task.version, cast(task_json(_task), Text))
 # The body's fields that are columns of the same name (POST, PUT, PATCH): adding a
 # field to the task means adding it here (and to the model, its migration and the
 # schemas); create, replace and update all write it from this list.
-BODY_COLUMNS = ("title", "description", "priority", "due_date", "project_id")
+BODY_COLUMNS = ("title", "description", "priority", "due_date", "project_id", "parent_id")
 # What a write may also set: `completed` (PATCH, /complete), or TOGGLE (flip it).
 TOGGLE = "toggle"
+# And REPOSITION: a new position, last among its new siblings (parent or project changed).
+REPOSITION = "reposition"
+# A new task's (or a task's that changes siblings) position: the current microsecond
+# as a fractional-indexing key (positions.py, migration 0009), after every older one.
+NEW_POSITION = "task_position_key(clock_timestamp(), {})"
 
 
 def encode(values: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +115,16 @@ WITH ok AS (
 ), {tag_ctes("$2", "$4", "$5", "$6", "$3", only_if="(SELECT project FROM ok)")},
 new_task AS (
     INSERT INTO task (id, user_id, {", ".join(columns)},
-                      completed, created_at, updated_at, version)
-    SELECT $1, $2, {values}, false, $3, $3, 1 FROM ok
+                      completed, created_at, updated_at, version, position)
+    SELECT $1, $2, {values}, false, $3, $3, 1, {NEW_POSITION.format("$1")} FROM ok
     WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($6::varchar[])
-    RETURNING id
+    RETURNING id, position
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
 )
 SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
-       array(SELECT name FROM found ORDER BY name_key COLLATE "C")
+       array(SELECT name FROM found ORDER BY name_key COLLATE "C"),
+       (SELECT position FROM new_task)
 """
     return CompiledStatement(sql, tuple(names), {})
 
@@ -171,6 +177,8 @@ def _values(fields: frozenset[str]) -> dict[str, Any]:
         values["search_text"] = _search_text(fields)
     if "completed" in fields or TOGGLE in fields:
         values.update(_completion(fields))
+    if REPOSITION in fields:
+        values["position"] = literal_column(NEW_POSITION.format("task.id"))
     return values
 
 
@@ -190,15 +198,3 @@ def write_statement(fields: frozenset[str], versions: bool) -> CompiledStatement
     return compile_statement(
         update(_table).where(and_(*conditions)).values(_values(fields)).returning(*_RESULT)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    sql: str
-    with_versions: str
-
-
-DELETE = Delete(
-    "DELETE FROM task WHERE id = $1 AND user_id = $2 RETURNING id",
-    "DELETE FROM task WHERE id = $1 AND user_id = $2 AND version = ANY($3::int[]) RETURNING id",
-)
