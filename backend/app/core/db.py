@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.core.errors import DatabaseTimeout, ServiceUnavailable
+from app.core.errors import DatabaseConflict, DatabaseTimeout, ServiceUnavailable
 from app.core.openapi import raises
 
 # One naming convention, so Alembic migrations name every constraint the same way.
@@ -125,6 +125,13 @@ _TIMED_OUT = (
     TimeoutError,
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.LockNotAvailableError,
+)
+# Two transactions each waiting for a row the other holds: PostgreSQL cancels one
+# (after deadlock_timeout) and nothing of it is written. Lock orders are designed so
+# this does not happen; if it still does, it is 503 + Retry-After, never 500.
+_CONFLICTED = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
 )
 _BROKEN = (
     asyncpg.PostgresConnectionError,
@@ -300,6 +307,9 @@ class Database:
                 yield conn
             except _TIMED_OUT as exc:
                 raise DatabaseTimeout() from exc
+            except _CONFLICTED as exc:
+                logger.warning("transaction cancelled by the database: %r", exc)
+                raise DatabaseConflict() from exc
             except _BROKEN as exc:
                 # A connection the server ended (or one left mid-protocol by it) must
                 # not go back to the pool: the release skips the reset that would
@@ -429,7 +439,7 @@ async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
     return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
 
 
-@raises(ServiceUnavailable, DatabaseTimeout)
+@raises(ServiceUnavailable, DatabaseTimeout, DatabaseConflict)
 async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

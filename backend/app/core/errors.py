@@ -206,6 +206,17 @@ class DatabaseTimeout(ServiceUnavailable):
         super().__init__(headers={"Retry-After": "1"})
 
 
+class DatabaseConflict(ServiceUnavailable):
+    """The database ended the transaction to break a deadlock with a concurrent one (or
+    a serialization failure): nothing was written, and a retry succeeds."""
+
+    code = "database_conflict"
+    detail = "The request collided with a concurrent one and wrote nothing, retry it"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
 class RequestTimeout(ServiceUnavailable):
     """The request held its worker past REQUEST_TIMEOUT and was cancelled."""
 

@@ -12,15 +12,18 @@ columns instead of importing `app.tasks`. The tasks domain builds its list state
 with `tag_names_json_of`, `tag_keys` and `tasks_with_all_tags`.
 """
 
+import asyncio
+import random
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import ScalarSelect, Select, any_, func, literal_column, select
 from sqlmodel import col
 
 from app.core.db import Connection, Database
-from app.core.errors import ServiceUnavailable
+from app.core.errors import DatabaseConflict, ServiceUnavailable
 from app.core.sanitize import forbidden_character
 from app.core.schemas import utcnow
 from app.tags import links
@@ -124,7 +127,30 @@ WITH touched AS (
 )
 UPDATE task SET version = task.version + 1, updated_at = $3
 FROM touched WHERE task.id = touched.id
+RETURNING task.id
 """
+# Once the tag ($2) is locked FOR UPDATE no task can link to it any more: the tasks that
+# did between _TOUCH_TASKS and that lock ("late", not in $3) are locked and touched
+# here, so the merge's or deletion's link changes never wait on a task row we hold not.
+_TOUCH_LATE = """
+WITH late AS (
+    SELECT task.id FROM task
+    WHERE task.user_id = $1 AND NOT (task.id = ANY($3::uuid[]))
+      AND task.id IN (SELECT task_tag.task_id FROM task_tag WHERE task_tag.tag_id = $2)
+    ORDER BY task.id
+    FOR NO KEY UPDATE OF task
+)
+UPDATE task SET version = task.version + 1, updated_at = $4
+FROM late WHERE task.id = late.id
+"""
+# The locks a rename or deletion takes after its task rows (the tag, the target, late
+# tasks) are out of the order a task write takes (its row, then its tags, several in
+# one statement): a writer holding one may be waiting for ours. Rather than wait into
+# a deadlock (PostgreSQL cancels one side after deadlock_timeout, 1 s, and that may be
+# the writer), these waits end after _STEP_BACK_AFTER and the whole transaction starts
+# again, up to _ATTEMPTS times (then 503 database_conflict, Retry-After).
+_STEP_BACK_AFTER = "SELECT set_config('lock_timeout', '200ms', true)"
+_ATTEMPTS = 5
 _LOCK = f"SELECT tag.id, tag.name FROM tag WHERE {_OWNED} FOR UPDATE"
 _DELETE = f"DELETE FROM tag WHERE {_OWNED} RETURNING tag.id"
 
@@ -188,31 +214,72 @@ async def _lock_for_merge(
     return tag_id, target
 
 
+T = TypeVar("T")
+
+
+class _StepBack(Exception):
+    """A lock taken out of order waited _STEP_BACK_AFTER: roll back and start again."""
+
+
+async def _stepping_back(attempt: Callable[[], Awaitable[T]]) -> T:
+    for tried in range(1, _ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except _StepBack:
+            await asyncio.sleep(random.uniform(0.005, 0.02) * tried)
+    raise DatabaseConflict()
+
+
+async def _touched(conn: Connection, user_id: uuid.UUID, key: str, name: str | None) -> Any:
+    """_TOUCH_TASKS (waiting as long as any write), then the out-of-order waits bounded."""
+    now = utcnow()
+    rows = await conn.fetch(_TOUCH_TASKS, user_id, key, now, name)
+    await conn.execute(_STEP_BACK_AFTER)
+    return [row[0] for row in rows], now
+
+
 async def rename_tag(db: Database, user_id: uuid.UUID, key: str, new_name: str) -> TagPublic:
     """Rename; when the user already has a tag of the new name, merge into it (its
     spelling is kept, a task carrying both ends up with it once).
 
     Task rows first (_TOUCH_TASKS), tags second: the order in which a task write takes
-    them (its row, then its tags), so a tag change and a task change never deadlock."""
-    async with db.transaction() as conn:
-        await conn.execute(_TOUCH_TASKS, user_id, key, utcnow(), new_name)
-        if new_name.casefold() == key:  # the same tag: its own name, or a new spelling
-            tag_id, name = await _lock(conn, user_id, key)
-            if new_name == name:
-                count = await conn.fetchval(_USAGE, tag_id)
-            else:
-                count = await conn.fetchval(_RESPELL, tag_id, new_name)
-        else:
-            tag_id, target = await _lock_for_merge(conn, user_id, key, new_name)
-            await conn.execute(_MERGE, tag_id, target.id)
-            new_name, count = target.name, await conn.fetchval(_USAGE, target.id)
-    return TagPublic(name=new_name, usage_count=count)
+    them (its row, then its tags); what is taken after them steps back (_StepBack)."""
+
+    async def attempt() -> TagPublic:
+        async with db.transaction() as conn:
+            touched, now = await _touched(conn, user_id, key, new_name)
+            try:
+                if new_name.casefold() == key:  # the same tag: its name or a new spelling
+                    tag_id, name = await _lock(conn, user_id, key)
+                    if new_name == name:
+                        return TagPublic(name=name, usage_count=await conn.fetchval(_USAGE, tag_id))
+                    await conn.execute(_TOUCH_LATE, user_id, tag_id, touched, now)
+                    count = await conn.fetchval(_RESPELL, tag_id, new_name)
+                    return TagPublic(name=new_name, usage_count=count)
+                tag_id, target = await _lock_for_merge(conn, user_id, key, new_name)
+                await conn.execute(_TOUCH_LATE, user_id, tag_id, touched, now)
+                await conn.execute(_MERGE, tag_id, target.id)
+                return TagPublic(
+                    name=target.name, usage_count=await conn.fetchval(_USAGE, target.id)
+                )
+            except asyncpg.LockNotAvailableError as exc:
+                raise _StepBack() from exc
+
+    return await _stepping_back(attempt)
 
 
 async def delete_tag(db: Database, user_id: uuid.UUID, key: str) -> None:
-    """Delete the tag; its links go with it (ON DELETE CASCADE). The DELETE locks the
-    tag after its tasks were touched (the order of `rename_tag`)."""
-    async with db.transaction() as conn:
-        await conn.execute(_TOUCH_TASKS, user_id, key, utcnow(), None)
-        if await conn.fetchval(_DELETE, user_id, key) is None:
-            raise TagNotFound()
+    """Delete the tag; its links go with it (ON DELETE CASCADE). The tag is locked
+    after its tasks were touched (the order of `rename_tag`)."""
+
+    async def attempt() -> None:
+        async with db.transaction() as conn:
+            touched, now = await _touched(conn, user_id, key, None)
+            try:
+                tag_id, _ = await _lock(conn, user_id, key)
+                await conn.execute(_TOUCH_LATE, user_id, tag_id, touched, now)
+                await conn.execute(_DELETE, user_id, key)
+            except asyncpg.LockNotAvailableError as exc:
+                raise _StepBack() from exc
+
+    await _stepping_back(attempt)

@@ -1,6 +1,7 @@
 """/api/v1/tags, and tags as they are named on tasks."""
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -253,6 +254,120 @@ class TestRenameTag:
             assert usage.get(a, 0) + usage.get(b, 0) == 4
 
 
+async def _wait_for_a_lock_wait(app, seconds: float = 5.0) -> None:
+    """Until some backend of this database waits for a lock (the request under test)."""
+    async with app.state.database.connection() as conn:
+        for _ in range(int(seconds / 0.01)):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no request waited for a lock")
+
+
+class TestLockOrder:
+    """A tag rename or deletion holds the tag's tasks, then waits for the tag; a task
+    write holds its task, then the tag. Those can form a cycle (here made on purpose
+    with a transaction held open): the rename steps back and starts again instead of
+    waiting into a deadlock (PostgreSQL cancelled one side after 1 s: a 500, or the
+    writer's transaction lost)."""
+
+    @pytest.mark.parametrize("request_", ["rename", "merge", "delete"])
+    async def test_a_writer_holding_the_tag_then_wanting_a_task(
+        self, app, client, user: UserHandle, task_factory, request_: str
+    ) -> None:
+        task = await task_factory(tags=["a"])
+        if request_ == "merge":
+            await task_factory(tags=["b"])
+        async with app.state.database.connection() as writer, writer.transaction():
+            await writer.execute(
+                "SELECT 1 FROM tag WHERE user_id = $1 AND name_key = 'a' FOR KEY SHARE",
+                uuid.UUID(user.id),
+            )
+            if request_ == "delete":
+                sent = client.delete(f"{TAGS}/a", headers=user.headers)
+            else:
+                new = "A" if request_ == "rename" else "b"
+                sent = client.patch(f"{TAGS}/a", json={"name": new}, headers=user.headers)
+            pending = asyncio.create_task(sent)
+            await _wait_for_a_lock_wait(app)  # it holds the task, and waits for the tag
+            # The writer's next lock: the task. It must get it (no deadlock).
+            await writer.execute(
+                "UPDATE task SET version = version + 1 WHERE id = $1", uuid.UUID(task["id"])
+            )
+        response = await pending
+        assert response.status_code in (200, 204), response.text
+        after = (await get_task(client, user, task["id"])).json()
+        expected = {"rename": ["A"], "merge": ["b"], "delete": []}[request_]
+        assert after["tags"] == expected
+        assert after["version"] == task["version"] + 2  # the writer's and the request's
+
+    async def test_a_deadlock_that_still_happens_is_503_and_writes_nothing(
+        self, app, client, user: UserHandle, task_factory
+    ) -> None:
+        """A cycle no lock order prevents (a transaction of its own taking the tag, then
+        the task): PostgreSQL cancels the request's side, waiting the longer, and the
+        client gets 503 database_conflict with Retry-After, never 500."""
+        task = await task_factory(tags=["a"])
+        async with app.state.database.connection() as writer, writer.transaction():
+            await writer.execute(
+                "SELECT 1 FROM tag WHERE user_id = $1 AND name_key = 'a' FOR UPDATE",
+                uuid.UUID(user.id),
+            )
+            pending = asyncio.create_task(
+                client.patch(
+                    f"{TASKS}/{task['id']}",
+                    json={"title": "changed", "tags": ["a", "b"]},
+                    headers=user.headers,
+                )
+            )
+            await _wait_for_a_lock_wait(app)
+            await writer.execute(
+                "SELECT 1 FROM task WHERE id = $1 FOR UPDATE", uuid.UUID(task["id"])
+            )
+        response = await pending
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "database_conflict"
+        assert response.headers["retry-after"] == "1"
+        after = (await get_task(client, user, task["id"])).json()
+        assert (after["title"], after["tags"], after["version"]) == (
+            task["title"],
+            ["a"],
+            task["version"],
+        )
+
+    async def test_a_task_tagged_meanwhile_gets_a_new_version(
+        self, app, client, user: UserHandle, task_factory
+    ) -> None:
+        await task_factory(tags=["a"])
+        await task_factory(tags=["b"])
+        late = await task_factory()
+        async with app.state.database.connection() as writer, writer.transaction():
+            # A task write in flight: its row changed, linking it to "a" (uncommitted).
+            await writer.execute(
+                "UPDATE task SET version = version + 1 WHERE id = $1", uuid.UUID(late["id"])
+            )
+            await writer.execute(
+                "INSERT INTO task_tag (task_id, tag_id) SELECT $1, id FROM tag"
+                " WHERE user_id = $2 AND name_key = 'a'",
+                uuid.UUID(late["id"]),
+                uuid.UUID(user.id),
+            )
+            pending = asyncio.create_task(
+                client.patch(f"{TAGS}/a", json={"name": "b"}, headers=user.headers)
+            )
+            await _wait_for_a_lock_wait(app)
+        response = await pending
+        assert response.status_code == 200, response.text
+        after = (await get_task(client, user, late["id"])).json()
+        assert after["tags"] == ["b"]
+        assert after["version"] == late["version"] + 2  # its tags changed after the write
+        assert await tag_usage(client, user) == {"b": 3}
+
+
 class TestDeleteTag:
     async def test_removes_it_from_every_task(self, client, user: UserHandle, task_factory) -> None:
         first = await task_factory(tags=["old", "keep"])
@@ -311,14 +426,16 @@ class TestRoundTrips:
     @pytest.mark.parametrize(
         ("new_name", "statements"),
         [
-            # touch the tasks, lock the tag, count its usage
-            ("home", ["WITH", "SELECT", "SELECT"]),  # the same name: touches no task
-            ("Home", ["WITH", "SELECT", "UPDATE"]),  # a new spelling, counted as it is saved
-            # touch, lock the old tag then find the target (or the reverse: in key
-            # order), merge, count
-            ("work", ["WITH", "SELECT", "WITH", "WITH", "SELECT"]),
-            ("chores", ["WITH", "WITH", "SELECT", "WITH", "SELECT"]),
-            ("zoo", ["WITH", "SELECT", "WITH", "WITH", "SELECT"]),  # into a new tag
+            # touch the tasks, bound the later lock waits (set_config), lock the tag,
+            # count its usage
+            ("home", ["WITH", "SELECT", "SELECT", "SELECT"]),  # the same name: no task
+            # ... touch tasks tagged meanwhile ("late"), respell counting as it saves
+            ("Home", ["WITH", "SELECT", "SELECT", "WITH", "UPDATE"]),
+            # touch, bound, lock the old tag then find the target (or the reverse: in
+            # key order), touch the late, merge, count
+            ("work", ["WITH", "SELECT", "SELECT", "WITH", "WITH", "WITH", "SELECT"]),
+            ("chores", ["WITH", "SELECT", "WITH", "SELECT", "WITH", "WITH", "SELECT"]),
+            ("zoo", ["WITH", "SELECT", "SELECT", "WITH", "WITH", "WITH", "SELECT"]),  # new tag
         ],
     )
     async def test_rename_is_one_transaction(
@@ -339,4 +456,13 @@ class TestRoundTrips:
         with recorded_statements(app) as seen:
             response = await client.delete(f"{TAGS}/home", headers=user.headers)
         assert response.status_code == 204
-        assert self.ours(seen) == ["BEGIN;", "WITH", "DELETE", "COMMIT;"]
+        # touch, bound the later waits, lock the tag, touch the late, delete
+        assert self.ours(seen) == [
+            "BEGIN;",
+            "WITH",
+            "SELECT",
+            "SELECT",
+            "WITH",
+            "DELETE",
+            "COMMIT;",
+        ]
