@@ -214,3 +214,21 @@ class TestAccountDeletion:
         assert response.status_code == 204
         assert await count_rows(app, "task_row") == 0
         assert await count_rows(app, "task_count") == 0
+
+
+class TestCompat:
+    async def test_the_trash_under_the_user_id(self, client, user: UserHandle) -> None:
+        base = f"/api/{user.id}/tasks"
+        task = await create_task(client, user)
+        child = await create_task(client, user, parent_id=task["id"])
+        assert (
+            await client.delete(f"{base}/{task['id']}", headers=user.headers)
+        ).status_code == 204
+        response = await client.get(f"{base}/trash", headers=user.headers)
+        assert response.status_code == 200
+        assert {t["id"] for t in response.json()["items"]} == {task["id"], child["id"]}
+        response = await client.post(f"{base}/{task['id']}/restore", headers=user.headers)
+        assert response.status_code == 200
+        assert response.json()["position"] == task["position"]
+        response = await client.get(base, params={"parent_id": task["id"]}, headers=user.headers)
+        assert [t["id"] for t in response.json()["items"]] == [child["id"]]
