@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.tasks import order as order_module
 from app.tasks import positions
 from tests.conftest import UserHandle
 from tests.tasks.helpers import MISSING_ID, TASKS, create_project, create_task, list_tasks
@@ -122,6 +123,7 @@ class TestMove:
         for i in range(1000):
             response = await move(client, user, x if i % 2 else y, after=a)
             assert response.status_code == 200, response.text
+            assert len(response.json()["position"]) <= order_module.MAX_KEY
         assert await order(client, user) == [a, x, y, b]
 
     async def test_concurrent_moves_into_one_gap(self, client, user: UserHandle) -> None:
@@ -137,6 +139,19 @@ class TestMove:
         assert listed[0] == a
         assert listed[-1] == b
         assert set(listed[1:-1]) == set(movers)
+
+    async def test_renumbering_keeps_the_order_and_short_keys(
+        self, client, user: UserHandle, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(order_module, "MAX_KEY", 12)
+        ids = [(await create_task(client, user, title=f"t{i}"))["id"] for i in range(4)]
+        for _ in range(20):  # the last one after the first: that gap halves every time
+            response = await move(client, user, ids[-1], after=ids[0])
+            assert response.status_code == 200
+            ids = [ids[0], ids[-1], *ids[1:-1]]
+        listed = await list_tasks(client, user, sort_by="position", sort_direction="asc")
+        assert [t["id"] for t in listed["items"]] == ids
+        assert all(len(t["position"]) <= 12 for t in listed["items"])
 
 
 class TestSortByPosition:
