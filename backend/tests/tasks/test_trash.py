@@ -137,6 +137,40 @@ class TestRestore:
         assert (await get_task(client, user, grandchild["id"])).json()["parent_id"] == child["id"]
         assert (await list_tasks(client, user))["total"] == 3
 
+    async def test_under_its_live_parent_in_its_project(self, client, user: UserHandle) -> None:
+        project = await create_project(client, user)
+        other = await create_project(client, user, name="Other")
+        parent = await create_task(client, user)
+        child = await create_task(client, user, parent_id=parent["id"])
+        await delete(client, user, child["id"])
+        response = await client.patch(
+            f"{TASKS}/{parent['id']}", json={"project_id": project["id"]}, headers=user.headers
+        )
+        assert response.status_code == 200
+        restored = (await restore(client, user, child["id"])).json()
+        assert restored["parent_id"] == parent["id"]
+        assert restored["project_id"] == project["id"]  # the parent's, now
+        response = await client.patch(
+            f"{TASKS}/{parent['id']}", json={"project_id": other["id"]}, headers=user.headers
+        )
+        assert (await get_task(client, user, child["id"])).json()["project_id"] == other["id"]
+
+    async def test_too_deep_now_restores_top_level(self, client, user: UserHandle) -> None:
+        root = await create_task(client, user)
+        child = await create_task(client, user, parent_id=root["id"])
+        grandchild = await create_task(client, user, parent_id=child["id"])
+        await delete(client, user, child["id"])  # with the grandchild
+        chain = [await create_task(client, user)]
+        for _ in range(2):
+            chain.append(await create_task(client, user, parent_id=chain[-1]["id"]))
+        response = await client.patch(
+            f"{TASKS}/{root['id']}", json={"parent_id": chain[-1]["id"]}, headers=user.headers
+        )
+        assert response.status_code == 200  # the root is 3 levels deep now
+        restored = (await restore(client, user, child["id"])).json()
+        assert restored["parent_id"] is None  # under the root, the grandchild: level 5
+        assert (await get_task(client, user, grandchild["id"])).json()["parent_id"] == child["id"]
+
     async def test_parent_still_trashed_restores_top_level(self, client, user: UserHandle) -> None:
         project = await create_project(client, user)
         root = await create_task(client, user, project_id=project["id"])

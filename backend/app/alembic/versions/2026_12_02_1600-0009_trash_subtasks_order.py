@@ -40,6 +40,26 @@ PROJECT, TAG, TASK = 1, 2, 3  # as in 0008
 _XID = "pg_current_xact_id()::text::bigint"
 _LIVE = "EXISTS (SELECT FROM user_account AS u WHERE u.id = {}.user_id)"
 
+# The indexes of the routes' queries, rebuilt partial (visible tasks only, models.py):
+# name -> what follows `ON task_row`.
+_LIVE_INDEXES = {
+    "ix_task_user_id_created_at_id": "(user_id, created_at, id)",
+    "ix_task_user_id_updated_at_id": "(user_id, updated_at, id)",
+    "ix_task_user_id_title_key_id": "(user_id, title_key, id)",
+    "ix_task_user_id_due_date_id": "(user_id, due_date, id)",
+    "ix_task_user_id_priority_id": "(user_id, priority, id)",
+    "ix_task_user_id_id": "(user_id, id)",
+    "ix_task_user_id_completed_created_at_id": "(user_id, completed, created_at, id)",
+    "ix_task_user_id_due_date_desc": "(user_id, due_date DESC NULLS LAST, id DESC)",
+    "ix_task_user_id_search_text_trgm": "USING gin (user_id, search_text gin_trgm_ops)",
+}
+
+
+def _create_indexes(where: str) -> None:
+    for name, definition in _LIVE_INDEXES.items():
+        op.execute(f"CREATE INDEX {name} ON task_row {definition}{where}")
+
+
 VIEW = "CREATE OR REPLACE VIEW task AS SELECT * FROM task_row WHERE deleted_at IS NULL"
 
 # 'i' + 9 base-62 digits: an integer part of 10 characters (positions.py), the
@@ -153,11 +173,20 @@ def upgrade() -> None:
         ["id"],
         ondelete="CASCADE",
     )
+    # Dropped before the backfill (which then updates no index), rebuilt partial.
+    for name in _LIVE_INDEXES:
+        op.execute(f"DROP INDEX {name}")
     op.execute(_POSITION_KEY)
     op.execute("UPDATE task_row SET position = task_position_key(created_at, id)")
     op.alter_column("task_row", "position", nullable=False)
+    _create_indexes(" WHERE deleted_at IS NULL")
     op.create_index("ix_task_parent_id", "task_row", ["parent_id"])
-    op.create_index("ix_task_user_id_position_id", "task_row", ["user_id", "position", "id"])
+    op.create_index(
+        "ix_task_user_id_position_id",
+        "task_row",
+        ["user_id", "position", "id"],
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    )
     op.create_index(
         "ix_task_user_id_deleted_at",
         "task_row",
@@ -194,6 +223,9 @@ def downgrade() -> None:
     op.drop_index("ix_task_user_id_deleted_at", table_name="task_row")
     op.drop_index("ix_task_user_id_position_id", table_name="task_row")
     op.drop_index("ix_task_parent_id", table_name="task_row")
+    for name in _LIVE_INDEXES:
+        op.execute(f"DROP INDEX {name}")
+    _create_indexes("")
     op.drop_constraint(op.f("fk_task_row_parent_id_task_row"), "task_row", type_="foreignkey")
     op.drop_column("task_row", "deleted_at")
     op.drop_column("task_row", "position")
