@@ -84,13 +84,14 @@ async def move_task(
         if anchor is None:
             raise InvalidPosition(field)
         if data.before is not None:
-            low = await conn.fetchval(_BEFORE, anchor_id, *siblings, anchor)
-            position = positions.between(low, anchor)
+            low, high = await conn.fetchval(_BEFORE, anchor_id, *siblings, anchor), anchor
         else:
-            high = await conn.fetchval(_AFTER, anchor_id, *siblings, anchor)
-            position = positions.between(anchor, high)
+            low, high = anchor, await conn.fetchval(_AFTER, anchor_id, *siblings, anchor)
+        # Equal neighbours (two tasks created in one microsecond whose ids end alike)
+        # have no key between them: renumbering gives them distinct ones.
+        position = positions.between(low, high) if low != high else None
         now = utcnow()
-        if len(position) > MAX_KEY:
+        if position is None or len(position) > MAX_KEY:
             position = await _renumber(conn, siblings, anchor_id, data.after is not None, now)
         moved = await conn.fetchval(_MOVE, task_id, user_id, position, now, versions)
         if moved is None:  # changed since the read, by a write that takes no tree lock

@@ -153,6 +153,17 @@ class TestMove:
         assert [t["id"] for t in listed["items"]] == ids
         assert all(len(t["position"]) <= 12 for t in listed["items"])
 
+    async def test_between_equal_keys(self, app: FastAPI, client, user: UserHandle) -> None:
+        a, b, c = [(await create_task(client, user, title=t))["id"] for t in "abc"]
+        async with app.state.database.connection() as conn:
+            await conn.execute("UPDATE task SET position = 'a0' WHERE id = ANY($1::uuid[])", [a, b])
+        first, second = sorted([a, b])
+        response = await move(client, user, c, after=first)
+        assert response.status_code == 200, response.text
+        assert await order(client, user) == [first, c, second]
+        listed = await list_tasks(client, user)
+        assert len({t["position"] for t in listed["items"]}) == 3
+
 
 class TestSortByPosition:
     async def test_cursor_pages(self, client, user: UserHandle) -> None:
