@@ -10,6 +10,7 @@ from app.auth.dependencies import CurrentPrincipal
 from app.core import conditional
 from app.core.conditional import IfNoneMatchHeader
 from app.core.db import DatabaseDep
+from app.core.errors import MethodNotAllowed
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
 from app.tasks import cursors, order, queries, service, trash
@@ -140,6 +141,13 @@ async def list_trash(
     TRASH_RETENTION_DAYS."""
     body = await trash.list_trash(db, user.id, limit, offset)
     return Response(body, media_type="application/json")
+
+
+@router.api_route("/trash", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def trash_other_methods() -> None:
+    """405, not the 422 of /{task_id} with "trash" for an id (the routes below match
+    any string; the UUID is checked after)."""
+    raise MethodNotAllowed(headers={"Allow": "GET"})
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=_ONE)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
@@ -124,10 +125,23 @@ class TrashList(BaseModel):
 
 
 class TaskMove(InputModel):
-    """Where to move a task: just before or just after one of its siblings."""
+    """Where to move a task: just before or just after one of its siblings (exactly one
+    of the two, not null)."""
 
-    before: uuid.UUID | None = None
-    after: uuid.UUID | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["before"]}, {"required": ["after"]}]},
+    )
+
+    before: Annotated[uuid.UUID | None, NotNull] = None
+    after: Annotated[uuid.UUID | None, NotNull] = None
+
+    @field_validator("before", "after", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("This field cannot be null")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> "TaskMove":

@@ -101,7 +101,8 @@ class TestMove:
 
     async def test_body(self, client, user: UserHandle) -> None:
         a, b = [(await create_task(client, user))["id"] for _ in range(2)]
-        for body in ({}, {"before": b, "after": b}, {"before": "x"}, {"under": b}):
+        bodies = ({}, {"before": b, "after": b}, {"before": "x"}, {"under": b}, {"before": None})
+        for body in (*bodies, {"before": None, "after": b}):
             response = await client.post(f"{TASKS}/{a}/move", json=body, headers=user.headers)
             assert response.status_code == 422
 

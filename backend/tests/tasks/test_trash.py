@@ -266,3 +266,11 @@ class TestCompat:
         assert response.json()["position"] == task["position"]
         response = await client.get(base, params={"parent_id": task["id"]}, headers=user.headers)
         assert [t["id"] for t in response.json()["items"]] == [child["id"]]
+
+
+class TestTrashPath:
+    async def test_other_methods_are_405(self, client, user: UserHandle) -> None:
+        for method in ("PUT", "PATCH", "DELETE", "POST"):
+            response = await client.request(method, TRASH, json={}, headers=user.headers)
+            assert response.status_code == 405, method
+            assert "GET" in response.headers["Allow"]

@@ -208,6 +208,11 @@ def upgrade() -> None:
         "REFERENCING OLD TABLE AS old_task NEW TABLE AS new_task "
         "FOR EACH STATEMENT EXECUTE FUNCTION sync_task_trash()"
     )
+    # Fresh statistics for the rebuilt indexes: right after this migration, before
+    # autovacuum came by, the planner read a partial index as a `deleted_at IS NULL`
+    # filter (a bitmap of every row) for each project's task_count: 1.9 s instead of
+    # 9 ms for a user's 10 projects, measured on 1,000,000 tasks.
+    op.execute("ANALYZE task_row")
 
 
 def downgrade() -> None:
