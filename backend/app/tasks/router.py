@@ -143,10 +143,13 @@ async def list_trash(
     return Response(body, media_type="application/json")
 
 
-@router.api_route("/trash", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route(
+    "/trash", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
 async def trash_other_methods() -> None:
-    """405, not the 422 of /{task_id} with "trash" for an id (the routes below match
-    any string; the UUID is checked after)."""
+    """405 with `Allow: GET`: not the 422 of /{task_id} with "trash" for an id, nor an
+    `Allow` naming the methods of /{task_id} (its routes match any string; the UUID is
+    checked after)."""
     raise MethodNotAllowed(headers={"Allow": "GET"})
 
 
