@@ -17,6 +17,11 @@ class AppError(Exception):
     # code -> the classes that send it (one code may be sent with two statuses, e.g.
     # project_not_found: 404 on /projects/{id}, 422 for a task's project_id).
     registry: ClassVar[dict[str, list[type["AppError"]]]] = {}
+    # More members of the problem object (RFC 9457 §3.2 extensions), e.g. a bulk
+    # request's per-operation `results`.
+    extensions: dict[str, Any] | None = None
+    # The JSON schemas of those members (name -> schema), for the OpenAPI document.
+    extension_schemas: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

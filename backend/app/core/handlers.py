@@ -44,14 +44,10 @@ _HTTP_ERRORS: dict[int, type[AppError]] = {
 }
 
 
-def problem_response(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-) -> Response:
+def problem_body(
+    status: int, code: str, detail: str, errors: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The problem object itself (also what a bulk request answers per failed operation)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -62,6 +58,21 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = list(errors)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> Response:
+    body = problem_body(status, code, detail, errors)
+    if extensions:
+        body.update(extensions)
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -119,7 +130,12 @@ def _echoes_input(message: str, value: Any) -> bool:
 async def handle_app_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     return problem_response(
-        exc.status_code, exc.code, exc.detail, headers=exc.headers, errors=exc.errors
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        headers=exc.headers,
+        errors=exc.errors,
+        extensions=exc.extensions,
     )
 
 

@@ -268,7 +268,13 @@ def _has_input(operation: dict[str, Any]) -> bool:
 
 
 def _problem_schema(status: int, codes: set[str]) -> dict[str, Any]:
-    """The Problem, with this response's status and codes pinned down."""
+    """The Problem, with this response's status and codes pinned down (and the
+    extension members its error classes add, e.g. bulk_aborted's `results`)."""
+    extensions: dict[str, Any] = {}
+    for code in sorted(codes):
+        for error in e.AppError.registry.get(code, ()):
+            if error.status_code == status:
+                extensions.update(error.extension_schemas)
     return {
         "allOf": [
             {"$ref": _REF + "Problem"},
@@ -278,6 +284,7 @@ def _problem_schema(status: int, codes: set[str]) -> dict[str, Any]:
                 "properties": {
                     "status": {"type": "integer", "enum": [status]},
                     "code": {"type": "string", "enum": sorted(codes)},
+                    **extensions,
                 },
             },
         ]

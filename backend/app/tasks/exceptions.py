@@ -1,6 +1,9 @@
 """Task errors (domain exceptions: status and code, no FastAPI)."""
 
+from typing import Any, ClassVar
+
 from app.core.errors import (
+    AppError,
     Conflict,
     InvalidCursor,
     NotFound,
@@ -9,6 +12,7 @@ from app.core.errors import (
 )
 
 __all__ = [
+    "BulkAborted",
     "IdempotencyKeyInProgress",
     "IdempotencyKeyReused",
     "InvalidCursor",
@@ -16,6 +20,8 @@ __all__ = [
     "InvalidPosition",
     "ParentNotFound",
     "PreconditionFailed",
+    "RefNotCreated",
+    "RolledBack",
     "TaskNotFound",
     "TaskProjectNotFound",
 ]
@@ -81,3 +87,39 @@ class InvalidPosition(ValidationFailed):
 
     def __init__(self, field: str = "body") -> None:
         super().__init__(errors=[{"field": field, "message": self.detail, "type": self.code}])
+
+
+class BulkAborted(Conflict):
+    """An atomic bulk request of which an operation failed: nothing was written. The
+    problem's `results` say which operations failed and why (the others: 424)."""
+
+    code = "bulk_aborted"
+    detail = "An operation failed, so none was applied (atomic request)"
+    extension_schemas: ClassVar[dict[str, Any]] = {
+        "results": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/OperationResult"},
+            "description": "One per operation, in order: each failure's problem; "
+            "424 rolled_back for the others",
+        }
+    }
+
+    def __init__(self, results: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.extensions = {"results": results}
+
+
+class RefNotCreated(AppError):
+    """A bulk operation names (by `ref`) a task whose create failed in the same request."""
+
+    status_code = 424
+    code = "ref_not_created"
+    detail = "The task this ref names was not created: its create operation failed"
+
+
+class RolledBack(AppError):
+    """In an atomic bulk request that failed: this operation was not applied."""
+
+    status_code = 424
+    code = "rolled_back"
+    detail = "Not applied: another operation of this atomic request failed"

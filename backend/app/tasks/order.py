@@ -12,6 +12,7 @@ compute the same key. The second one waits, then reads the first one's position 
 goes between the two, so both succeed and every sibling keeps a distinct place.
 """
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -68,11 +69,23 @@ async def move_task(
     precondition: IfMatch | None,
 ) -> tuple[int, bytes]:
     """Give the task its new position; the task's version and JSON."""
+    async with db.connection() as conn:
+        return await move_on(conn, user_id, task_id, data, precondition)
+
+
+async def move_on(
+    conn: Connection,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    data: TaskMove,
+    precondition: IfMatch | None,
+) -> tuple[int, bytes]:
+    """move_task on this connection: in the caller's transaction (bulk) or its own."""
     anchor_id = data.before if data.before is not None else data.after
     assert anchor_id is not None  # TaskMove: exactly one of the two
     field = "body.before" if data.before is not None else "body.after"
     versions = None if precondition is None or precondition.any else sorted(precondition.versions)
-    async with db.transaction() as conn:
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
         await tree.lock(conn, user_id)
         me = await conn.fetchrow(_SELF, task_id, user_id)
         if me is None:

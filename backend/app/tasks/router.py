@@ -13,9 +13,11 @@ from app.core.db import DatabaseDep
 from app.core.errors import MethodNotAllowed
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
-from app.tasks import cursors, order, queries, service, trash
+from app.tasks import bulk, cursors, order, queries, service, trash
+from app.tasks.bulk_schemas import BulkRequest, BulkResults
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
+    BulkAborted,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InvalidCursor,
@@ -80,6 +82,37 @@ async def create_task(
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkResults,
+    responses={
+        **problems(IdempotencyKeyReused, IdempotencyKeyInProgress, BulkAborted),
+        **sends(200, "Idempotent-Replayed"),
+    },
+)
+async def bulk_tasks(
+    data: BulkRequest,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Run 1-100 creates, updates, completions and deletions in order, each by the rules
+    of its own route: one result per operation; `atomic`: all or nothing."""
+    answer = await bulk.run_bulk(db, user.id, data, idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+_NOT_BULK = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+@router.api_route("/bulk", methods=_NOT_BULK, include_in_schema=False)
+async def bulk_other_methods() -> None:
+    """Only POST: without this route `/tasks/{task_id}` would take `bulk` for an id
+    (422 invalid UUID, where a client should read 405)."""
+    raise MethodNotAllowed(headers={"Allow": "POST"})
 
 
 _LIST_QUERY = QueryModel(TaskQuery)

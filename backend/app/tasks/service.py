@@ -7,8 +7,10 @@ of two racing writers with one If-Match, exactly one succeeds and the other gets
 When a write matched no row, one more read tells 404 from 412 from a missing project.
 """
 
+import contextlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -79,7 +81,7 @@ async def create_task(
         # trips (under load, open transactions holding the user's and tags' row locks
         # made the others wait).
         async with db.connection() as conn:
-            public = await _insert(db, conn, user_id, data)
+            public = await insert(db, conn, user_id, data)
         return CreatedTask(public.id, public.version, public.model_dump_json().encode())
     async with db.transaction() as conn:
         if key is not None:
@@ -87,22 +89,75 @@ async def create_task(
             if stored is not None:
                 first = TaskPublic.model_validate_json(stored)
                 return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
-        public = await _insert(db, conn, user_id, data)
+        public = await insert(db, conn, user_id, data)
         body = public.model_dump_json()
         if key is not None:
             await idempotency.store(conn, user_id, key, 201, body)
     return CreatedTask(public.id, public.version, body.encode())
 
 
-async def _insert(
+async def insert(
     db: Database, conn: Connection, user_id: uuid.UUID, data: TaskCreate
 ) -> TaskPublic:
-    task_id, now = uuid7(), utcnow()
+    """The create statement for one task, on this connection (POST /tasks, bulk). A
+    subtask is checked and inserted under the tree lock (tree.py), in the caller's
+    transaction or one of its own."""
+    row = new_row(user_id, data, utcnow())
+    if row.body["parent_id"] is None:
+        return await _insert_row(db, conn, row)
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+        await tree.place_new(conn, user_id, row.body)
+        row.params["project_id"] = row.body["project_id"]  # the parent's
+        return await _insert_row(db, conn, row)
+
+
+async def _insert_row(db: Database, conn: Connection, row: "NewRow") -> TaskPublic:
+    params = row.params
+    for _ in range(links.ENSURE_ATTEMPTS):
+        params["tag_ids"] = [uuid.uuid4() for _ in params["tag_keys"]]
+        try:
+            found = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+        project_ok, created, names, position = found
+        if not project_ok:
+            raise TaskProjectNotFound()
+        if created:
+            break
+    else:  # pragma: no cover - tags deleted and re-created under us, three times over
+        raise ServiceUnavailable(headers={"Retry-After": "1"})
+    return row.public(names, position)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A task about to be inserted: the create statement's parameters (all but the new
+    tags' ids, drawn per attempt) and what the answer is built from."""
+
+    id: uuid.UUID
+    now: datetime
+    body: dict[str, Any]
+    params: dict[str, Any]
+
+    def public(self, tag_names: list[str], position: str) -> TaskPublic:
+        return TaskPublic(
+            **self.body,
+            id=self.id,
+            completed=False,
+            completed_at=None,
+            tags=tag_names,
+            created_at=self.now,
+            updated_at=self.now,
+            version=1,
+            position=position,
+        )
+
+
+def new_row(user_id: uuid.UUID, data: TaskCreate, now: datetime) -> NewRow:
+    task_id = uuid7()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
     body = data.model_dump(include=set(statements.BODY_COLUMNS))
-    if body["parent_id"] is not None:  # in a transaction (create_task)
-        await tree.place_new(conn, user_id, body)
     params = statements.encode(body) | {
         "task_id": task_id,
         "user_id": user_id,
@@ -111,30 +166,7 @@ async def _insert(
         "tag_keys": keys,
         "search_text": search_text(data.title, data.description),
     }
-    for _ in range(links.ENSURE_ATTEMPTS):
-        params["tag_ids"] = [uuid.uuid4() for _ in keys]
-        try:
-            row = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise _gone(exc) from None
-        project_ok, created, names, position = row
-        if not project_ok:
-            raise TaskProjectNotFound()
-        if created:
-            break
-    else:  # pragma: no cover - tags deleted and re-created under us, three times over
-        raise ServiceUnavailable(headers={"Retry-After": "1"})
-    return TaskPublic(
-        **body,
-        id=task_id,
-        completed=False,
-        completed_at=None,
-        tags=names,
-        created_at=now,
-        updated_at=now,
-        version=1,
-        position=position,
-    )
+    return NewRow(task_id, now, body, params)
 
 
 def _gone(exc: Exception) -> Exception:
@@ -157,8 +189,7 @@ async def update_task(
     precondition: IfMatch | None,
 ) -> TaskJson:
     """PATCH: only the fields sent; `null` clears a nullable one; `tags` replaces the set."""
-    changes = data.model_dump(exclude_unset=True)
-    return await _write(db, user_id, task_id, changes, precondition)
+    return await _write(db, user_id, task_id, patch_changes(data), precondition)
 
 
 async def replace_task(
@@ -180,8 +211,16 @@ async def set_completion(
     precondition: IfMatch | None,
 ) -> TaskJson:
     """Set `completed` (and `completed_at`), or toggle it when `completed` is None."""
-    changes = {statements.TOGGLE: True} if completed is None else {"completed": completed}
-    return await _write(db, user_id, task_id, changes, precondition)
+    return await _write(db, user_id, task_id, completion_changes(completed), precondition)
+
+
+def patch_changes(data: TaskUpdate) -> dict[str, Any]:
+    """What a PATCH body changes: the fields sent (an explicit `null` included)."""
+    return data.model_dump(exclude_unset=True)
+
+
+def completion_changes(completed: bool | None) -> dict[str, Any]:
+    return {statements.TOGGLE: True} if completed is None else {"completed": completed}
 
 
 async def _write(
@@ -191,18 +230,29 @@ async def _write(
     changes: dict[str, Any],
     precondition: IfMatch | None,
 ) -> TaskJson:
+    async with db.connection() as conn:
+        return await write_on(conn, user_id, task_id, changes, precondition)
+
+
+async def write_on(
+    conn: Connection,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    precondition: IfMatch | None,
+) -> TaskJson:
     """One UPDATE, committed on its own; in one transaction with what else the write
-    needs: the tag statement and a read of the result (`tags`), the tree checks and the
-    subtree following a new project (`parent_id`, `project_id`: tree.py), the open
-    subtasks completed with their parent."""
+    needs (the caller's, when `conn` is already in one: bulk writes): the tag
+    statement and a read of the result (`tags`), the tree checks and the subtree
+    following a new project (`parent_id`, `project_id`: tree.py), the open subtasks
+    completed with their parent."""
     tags: list[str] | None = changes.pop("tags", None)
     reshapes = "parent_id" in changes or "project_id" in changes
     completes = changes.get("completed") is True or statements.TOGGLE in changes
     now = utcnow()
     if not (tags is not None or reshapes or completes):
-        async with db.connection() as conn:
-            return await _update(conn, user_id, task_id, changes, precondition, now)
-    async with db.transaction() as conn:
+        return await _update(conn, user_id, task_id, changes, precondition, now)
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
         try:
             moved = reshapes and await tree.place(conn, user_id, task_id, changes)
             result = await _update(conn, user_id, task_id, changes, precondition, now)
@@ -267,9 +317,18 @@ async def _why_not_written(
 async def delete_task(
     db: Database, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    """Move the task and its subtree to the trash (trash.py), under the tree lock: a
-    concurrent write cannot hang a new subtask under a task being trashed."""
-    async with db.transaction() as conn:
+    """Move the task and its subtree to the trash (trash.py)."""
+    async with db.connection() as conn:
+        await delete_on(conn, user_id, task_id, precondition)
+
+
+async def delete_on(
+    conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    """The trashing on this connection, in the caller's transaction if any, else one of
+    its own, under the tree lock: a concurrent write cannot hang a new subtask under a
+    task being trashed."""
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
         await tree.lock(conn, user_id)
         if not await trash.trash(conn, user_id, task_id, precondition, utcnow()):
             await _why_not_written(conn, user_id, task_id, precondition)
