@@ -145,7 +145,12 @@ class TestErrorCodes:
         responses = _operations(openapi)["tasks-get"][2]["responses"]
         assert _codes(responses["404"]) == ["not_found", "task_not_found"]
         responses = _operations(openapi)["tasks-create"][2]["responses"]
-        assert _codes(responses["422"]) == ["project_not_found", "validation_error"]
+        assert _codes(responses["422"]) == [
+            "invalid_parent",
+            "parent_not_found",
+            "project_not_found",
+            "validation_error",
+        ]
         assert _codes(responses["400"]) == ["malformed_json"]
         assert _codes(responses["415"]) == ["unsupported_media_type"]
         assert _codes(responses["413"]) == ["payload_too_large"]
