@@ -1,4 +1,5 @@
-"""Periodic clean-up: the change log of sync past SYNC_RETENTION_DAYS.
+"""Periodic clean-up: the change log of sync past SYNC_RETENTION_DAYS, the trash past
+TRASH_RETENTION_DAYS.
 
 Every server process runs it every MAINTENANCE_INTERVAL seconds (spread by a random
 offset, so replicas don't all run at once); the DELETEs are idempotent, so several
@@ -17,16 +18,21 @@ import sys
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.sync import service as sync
+from app.tasks import trash
 
 logger = logging.getLogger(__name__)
 
 
 async def run_once(db: Database, settings: Settings) -> int:
+    """Both purges; how many rows went (change log rows and trashed tasks)."""
     async with db.connection() as conn:
         purged = await sync.purge(conn, settings.SYNC_RETENTION_DAYS)
-    if purged:
-        logger.info("maintenance", extra={"sync_changes_purged": purged})
-    return purged
+        trashed = await trash.purge(conn, settings.TRASH_RETENTION_DAYS)
+    if purged or trashed:
+        logger.info(
+            "maintenance", extra={"sync_changes_purged": purged, "trashed_tasks_purged": trashed}
+        )
+    return purged + trashed
 
 
 class Maintenance:
@@ -65,7 +71,7 @@ async def _main() -> None:  # pragma: no cover - run by operators, tested via ru
         purged = await run_once(db, settings)
     finally:
         await db.close()
-    sys.stdout.write(f"purged {purged} sync change log rows\n")
+    sys.stdout.write(f"purged {purged} rows (sync change log, trashed tasks)\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ from app.core.db import metadata
 from app.projects.models import Project
 from app.sync.models import SyncChange
 from app.tags.models import Tag, TaskTag
-from app.tasks.models import IdempotencyKey, Task, TaskCount
+from app.tasks.models import IdempotencyKey, TaskCount, TaskRow
 
 __all__ = [
     "IdempotencyKey",
@@ -14,7 +14,7 @@ __all__ = [
     "RefreshToken",
     "SyncChange",
     "Tag",
-    "Task",
+    "TaskRow",
     "TaskCount",
     "TaskTag",
     "User",

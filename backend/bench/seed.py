@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from app.core.config import get_settings
 from app.core.security import PasswordHasher
 from app.tags.schemas import tag_key
+from app.tasks import positions
 from app.tasks.models import search_text
 
 BACKEND = Path(__file__).resolve().parents[1]
@@ -98,6 +99,7 @@ TAG_COLUMNS = ["id", "user_id", "name", "name_key", "created_at"]
 TASK_COLUMNS = [
     "id", "user_id", "project_id", "title", "title_key", "description", "search_text",
     "completed", "completed_at", "priority", "due_date", "created_at", "updated_at", "version",
+    "position",
 ]  # fmt: skip
 TASK_TAG_COLUMNS = ["task_id", "tag_id"]
 
@@ -151,7 +153,7 @@ class Generator:
         project_ids = [p[0] for p in projects]
         tag_ids = [t[0] for t in tags]
         for _ in range(self.tasks_per_user):
-            task = self._task(user_id, project_ids)
+            task = self._task_row(user_id, project_ids)
             batch.tasks.append(task)
             for tag_id in rng.sample(tag_ids, rng.choice((0, 1, 1, 2, 2, 3))):
                 batch.links.append((task[0], tag_id))
@@ -178,6 +180,10 @@ class Generator:
             rng.choices((0, 1, 2), weights=(3, 5, 2))[0], due,
             created, updated, rng.randint(1, 3),
         )  # fmt: skip
+
+    def _task_row(self, user_id: uuid.UUID, project_ids: Sequence[uuid.UUID]) -> tuple[Any, ...]:
+        task = self._task(user_id, project_ids)
+        return (*task, positions.key_at(task[11], task[0]))
 
 
 def asyncpg_dsn(dsn: str) -> str:
@@ -218,7 +224,7 @@ async def _secondary_indexes(conn: asyncpg.Connection) -> list[tuple[str, str]]:
         "SELECT i.indexname, i.indexdef FROM pg_indexes i "
         "JOIN pg_class c ON c.relname = i.indexname "
         "LEFT JOIN pg_constraint k ON k.conindid = c.oid "
-        "WHERE i.schemaname = current_schema() AND i.tablename IN ('task', 'task_tag') "
+        "WHERE i.schemaname = current_schema() AND i.tablename IN ('task_row', 'task_tag') "
         "AND k.oid IS NULL"
     )
     return [(row["indexname"], row["indexdef"]) for row in rows]
@@ -245,7 +251,7 @@ async def load(conn: asyncpg.Connection, gen: Generator, users: int) -> None:
                 ("user_account", USER_COLUMNS, batch.users),
                 ("project", PROJECT_COLUMNS, batch.projects),
                 ("tag", TAG_COLUMNS, batch.tags),
-                ("task", TASK_COLUMNS, batch.tasks),
+                ("task_row", TASK_COLUMNS, batch.tasks),  # the table under the view `task`
                 ("task_tag", TASK_TAG_COLUMNS, batch.links),
             ):
                 await conn.copy_records_to_table(table, records=rows, columns=columns)
@@ -309,7 +315,7 @@ async def seed(args: argparse.Namespace) -> int:
         finally:
             hasher.close()
         await load(conn, Generator(args.seed, args.tasks_per_user, password_hash), args.users)
-        for table in ("user_account", "project", "tag", "task", "task_tag"):
+        for table in ("user_account", "project", "tag", "task_row", "task_tag"):
             await conn.execute(f"VACUUM ANALYZE {table}")  # statistics + visibility map
     finally:
         await conn.close()

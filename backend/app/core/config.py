@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # seconds (app/maintenance.py; 0 turns it off, e.g. when a cron job runs
     # `python -m app.maintenance` instead).
     SYNC_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
+    # Trashed tasks are deleted for good this long after they were trashed (by the same
+    # clean-up).
+    TRASH_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
     MAINTENANCE_INTERVAL: float = Field(default=3600.0, ge=0)
 
     RATE_LIMIT_ENABLED: bool = True

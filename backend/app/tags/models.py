@@ -32,5 +32,5 @@ class TaskTag(SQLModel, table=True):
     # The primary key serves "tags of these tasks"; this index serves "tasks with a tag".
     __table_args__ = (Index("ix_task_tag_tag_id_task_id", "tag_id", "task_id"),)
 
-    task_id: uuid.UUID = Field(foreign_key="task.id", ondelete="CASCADE", primary_key=True)
+    task_id: uuid.UUID = Field(foreign_key="task_row.id", ondelete="CASCADE", primary_key=True)
     tag_id: uuid.UUID = Field(foreign_key="tag.id", ondelete="CASCADE", primary_key=True)

@@ -89,10 +89,12 @@ def path_key(name: str) -> str:
 _OWNED = "tag.user_id = $1 AND tag.name_key = $2"
 
 # A tag's usage count: how many of the user's tasks carry it (one definition, for the
-# list and for sync's `tags_usage`).
-_WITH_USAGE = """
+# list and for sync's `tags_usage`). Through the view `task`: trashed tasks keep their
+# links (a restored task has its tags back) but are not counted.
+_USED_BY = "task_tag JOIN task ON task.id = task_tag.task_id"
+_WITH_USAGE = f"""
 SELECT tag.name, count(task_tag.task_id) AS usage_count
-FROM tag LEFT JOIN task_tag ON task_tag.tag_id = tag.id
+FROM tag LEFT JOIN ({_USED_BY}) ON task_tag.tag_id = tag.id
 """
 # Most used first, then by key; `starts_with` compares the prefix as plain text (no
 # LIKE wildcards to escape). $2: the prefix's key, or NULL for all.
@@ -152,7 +154,7 @@ _ATTEMPTS = 5
 _LOCK = f"SELECT tag.id, tag.name FROM tag WHERE {_OWNED} FOR UPDATE"
 _DELETE = f"DELETE FROM tag WHERE {_OWNED} RETURNING tag.id"
 
-_USAGE = "SELECT count(*) FROM task_tag WHERE tag_id = $1"
+_USAGE = f"SELECT count(*) FROM {_USED_BY} WHERE task_tag.tag_id = $1"
 _RESPELL = f"UPDATE tag SET name = $2 WHERE id = $1 RETURNING ({_USAGE})"
 # The old tag's links move to the target ($2; a task carrying both keeps one link),
 # then the old tag goes (its remaining links by ON DELETE CASCADE).

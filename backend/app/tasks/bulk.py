@@ -32,18 +32,19 @@ from app.core.errors import AppError, ValidationFailed
 from app.core.handlers import field_error, problem_body, validation_class
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, service, statements
+from app.tasks import idempotency, order, service, statements
 from app.tasks.bulk_schemas import (
     BulkRequest,
     CompleteOperation,
     CreateOperation,
     DeleteOperation,
     InvalidData,
+    MoveOperation,
     UpdateOperation,
     if_match,
 )
 from app.tasks.exceptions import BulkAborted, RefNotCreated, RolledBack, TaskProjectNotFound
-from app.tasks.schemas import TaskCreate, TaskUpdate
+from app.tasks.schemas import TaskCreate, TaskMove, TaskUpdate
 
 # ref -> the id of the task its create made; None when that create failed.
 Refs = dict[str, uuid.UUID | None]
@@ -65,6 +66,9 @@ class Resolved:
     """An operation's references, refs replaced by the ids they name (see `resolve`)."""
 
     id: uuid.UUID | None
+    parent_id: uuid.UUID | None = None  # data.parent_id
+    before: uuid.UUID | None = None
+    after: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,8 @@ class BulkAnswer:
 def resolve(op: Any, refs: Refs) -> Resolved:
     """The ids an operation names: a ref of an earlier create is its new id (a failed
     create's ref: 424 ref_not_created); anything else is a UUID (the request's
-    validation made sure). The one place refs are read: subtasks add `data.parent_id`."""
+    validation made sure). The one place refs are read: `id`, `data.parent_id`, and a
+    move's `before` / `after`."""
 
     def one(value: str | None) -> uuid.UUID | None:
         if value is None:
@@ -88,7 +93,13 @@ def resolve(op: Any, refs: Refs) -> Resolved:
             return target
         return uuid.UUID(value)
 
-    return Resolved(id=one(getattr(op, "id", None)))
+    data = getattr(op, "data", None)
+    return Resolved(
+        id=one(getattr(op, "id", None)),
+        parent_id=one(getattr(data, "parent_id", None)),
+        before=one(getattr(op, "before", None)),
+        after=one(getattr(op, "after", None)),
+    )
 
 
 async def run_bulk(
@@ -127,7 +138,7 @@ async def _run(
     index = 0
     while index < len(operations):
         end = index
-        while end < len(operations) and isinstance(operations[end], CreateOperation):
+        while end < len(operations) and _in_a_run(operations[end]):
             end += 1
         if end - index >= 2:
             outcomes += await _create_run(db, conn, user_id, operations[index:end], index, refs)
@@ -136,6 +147,12 @@ async def _run(
         outcomes.append(await _run_one(db, conn, user_id, index, operations[index], refs))
         index += 1
     return outcomes
+
+
+def _in_a_run(op: Any) -> bool:
+    """A create that CREATE_MANY can make: not a subtask (its parent is checked under
+    the tree lock, one by one: service.insert)."""
+    return isinstance(op, CreateOperation) and getattr(op.data, "parent_id", None) is None
 
 
 @contextlib.asynccontextmanager
@@ -193,10 +210,13 @@ def _check_data(op: Any, index: int) -> None:
 
 
 async def _create(
-    db: Database, conn: Connection, user_id: uuid.UUID, op: Any, _: Resolved
+    db: Database, conn: Connection, user_id: uuid.UUID, op: Any, to: Resolved
 ) -> Outcome:
     assert isinstance(op.data, TaskCreate)
-    task = await service.insert(db, conn, user_id, op.data)
+    fields = {name: getattr(op.data, name) for name in TaskCreate.model_fields}
+    # Validated already (BulkTaskCreate), its parent's ref now resolved to an id.
+    data = TaskCreate.model_construct(**(fields | {"parent_id": to.parent_id}))
+    task = await service.insert(db, conn, user_id, data)
     return Outcome(201, id=task.id, task=task.model_dump_json().encode())
 
 
@@ -206,6 +226,8 @@ async def _update(
     assert isinstance(op.data, TaskUpdate)
     assert to.id is not None
     changes = service.patch_changes(op.data)
+    if "parent_id" in changes:
+        changes["parent_id"] = to.parent_id
     task = await service.write_on(conn, user_id, to.id, changes, if_match(op.if_match))
     return Outcome(200, id=to.id, task=task.body)
 
@@ -227,6 +249,15 @@ async def _delete(
     return Outcome(204, id=to.id)
 
 
+async def _move(
+    _: Database, conn: Connection, user_id: uuid.UUID, op: Any, to: Resolved
+) -> Outcome:
+    assert to.id is not None
+    where = TaskMove(before=to.before) if to.before is not None else TaskMove(after=to.after)
+    moved = await order.move_on(conn, user_id, to.id, where, if_match(op.if_match))
+    return Outcome(200, id=to.id, task=moved[1])
+
+
 Runner = Callable[[Database, Connection, uuid.UUID, Any, Resolved], Awaitable[Outcome]]
 # One runner per operation type: a new operation (move) is a schema and a runner here.
 RUNNERS: dict[type, Runner] = {
@@ -234,6 +265,7 @@ RUNNERS: dict[type, Runner] = {
     UpdateOperation: _update,
     CompleteOperation: _complete,
     DeleteOperation: _delete,
+    MoveOperation: _move,
 }
 
 
@@ -297,12 +329,12 @@ async def _create_many(
     args = [user_id, now, *columns.values(), *tags.values()]
     settled: dict[int, Outcome] = {}
     rows_out = await conn.fetch(statements.CREATE_MANY, *args)
-    for n, project_ok, created, names, due_date in rows_out:
+    for n, project_ok, created, names, position, due_date in rows_out:
         offset, row = offsets[n - 1], rows[n - 1]
         if not project_ok:
             settled[offset] = failed(TaskProjectNotFound(), first + offset)
         elif created:
-            task = row.public(names, due_date)
+            task = row.public(names, position, due_date)
             settled[offset] = Outcome(201, id=row.id, task=task.model_dump_json().encode())
     return settled
 

@@ -9,7 +9,8 @@ Two levels of validation, as a client of the single routes would expect:
   its result, the others still run), as the same body sent alone would fail alone.
 
 Adding an operation: a model with `op: Literal["<name>"]` here, in `Operation`'s union
-(and `OPS`); a runner in bulk.py's RUNNERS.
+(and `OPS`); a runner in bulk.py's RUNNERS. Every task id an operation names (`id`,
+`before`, `after`, `data.parent_id`) may be the ref of an earlier create (`_named`).
 """
 
 import uuid
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     GetPydanticSchema,
     StrictBool,
@@ -76,13 +78,42 @@ def _dump(value: Any) -> Any:
     return value.model_dump(mode="json")
 
 
+TaskId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_REF,
+        description="A task id (UUID), or the `ref` of a create earlier in the request",
+    ),
+]
+
+
+class BulkTaskCreate(TaskCreate):
+    """POST /tasks' body, whose `parent_id` may also be the ref of an earlier create."""
+
+    parent_id: TaskId | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="A task id (UUID) or the `ref` of a create earlier in the request; "
+        "null: a top-level task",
+    )
+
+
+class BulkTaskUpdate(TaskUpdate):
+    """PATCH's body, whose `parent_id` may also be the ref of an earlier create."""
+
+    parent_id: TaskId | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="A task id (UUID) or the `ref` of a create earlier in the request",
+    )
+
+
 CreateData = Annotated[
-    TaskCreate | InvalidData,
-    _lenient(TaskCreate),
+    BulkTaskCreate | InvalidData,
+    _lenient(BulkTaskCreate),
 ]
 UpdateData = Annotated[
-    TaskUpdate | InvalidData,
-    _lenient(TaskUpdate),
+    BulkTaskUpdate | InvalidData,
+    _lenient(BulkTaskUpdate),
 ]
 Ref = Annotated[
     str,
@@ -91,14 +122,6 @@ Ref = Annotated[
         max_length=MAX_REF,
         description="The client's name for the task this create makes (unique in the "
         "request): later operations may use it as `id`",
-    ),
-]
-TaskId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_REF,
-        description="A task id (UUID), or the `ref` of a create earlier in the request",
     ),
 ]
 IfMatchValue = Annotated[
@@ -146,11 +169,32 @@ class DeleteOperation(InputModel):
     if_match: IfMatchValue = None
 
 
+class MoveOperation(InputModel):
+    """POST /tasks/{id}/move: just before or just after a sibling (exactly one)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["before"]}, {"required": ["after"]}]},
+    )
+
+    op: Literal["move"]
+    id: TaskId
+    if_match: IfMatchValue = None
+    before: Annotated[TaskId | None, NotNull] = None
+    after: Annotated[TaskId | None, NotNull] = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "MoveOperation":
+        if (self.before is None) == (self.after is None):
+            raise ValueError("Give exactly one of `before` and `after`")
+        return self
+
+
 Operation = Annotated[
-    CreateOperation | UpdateOperation | CompleteOperation | DeleteOperation,
+    CreateOperation | UpdateOperation | CompleteOperation | DeleteOperation | MoveOperation,
     Field(discriminator="op"),
 ]
-OPS = ("create", "update", "complete", "delete")
+OPS = ("create", "update", "complete", "delete", "move")
 
 
 class BulkRequest(InputModel):
@@ -195,14 +239,25 @@ def _relocated(exc: ValidationError) -> ValidationError:
     return ValidationError.from_exception_data(exc.title, details)
 
 
+def _named(op: Any) -> list[tuple[tuple[str, ...], str]]:
+    """The task ids (or refs) an operation names, by where they are in it."""
+    named: list[tuple[tuple[str, ...], Any]] = [
+        ((name,), getattr(op, name, None)) for name in ("id", "before", "after")
+    ]
+    data = getattr(op, "data", None)
+    if isinstance(data, BaseModel):
+        named.append((("data", "parent_id"), getattr(data, "parent_id", None)))
+    return [(where, value) for where, value in named if value is not None]
+
+
 def _ref_errors(operations: list[Any]) -> list[InitErrorDetails]:
     refs: set[str] = set()
     errors: list[InitErrorDetails] = []
     for index, op in enumerate(operations):
-        task_id = getattr(op, "id", None)
-        if task_id is not None and task_id not in refs and not _is_uuid(task_id):
-            message = "Must be a task id (UUID) or the ref of a create earlier in the request"
-            errors.append(_error(index, "id", "unknown_ref", message))
+        for where, task_id in _named(op):
+            if task_id not in refs and not _is_uuid(task_id):
+                message = "Must be a task id (UUID) or the ref of a create earlier in the request"
+                errors.append(_error(index, where, "unknown_ref", message))
         ref = getattr(op, "ref", None)
         if ref is not None:
             if ref in refs:
@@ -211,10 +266,11 @@ def _ref_errors(operations: list[Any]) -> list[InitErrorDetails]:
     return errors
 
 
-def _error(index: int, field: str, kind: str, message: str) -> InitErrorDetails:
+def _error(index: int, field: str | tuple[str, ...], kind: str, message: str) -> InitErrorDetails:
+    where = (field,) if isinstance(field, str) else field
     return {
         "type": PydanticCustomError(kind, message),
-        "loc": ("operations", index, field),
+        "loc": ("operations", index, *where),
         "input": None,
     }
 

@@ -18,6 +18,9 @@ __all__ = [
     "InvalidCursor",
     "InvalidRecurrence",
     "InvalidTimeZone",
+    "InvalidParent",
+    "InvalidPosition",
+    "ParentNotFound",
     "PreconditionFailed",
     "RecurrenceNeedsDue",
     "RefNotCreated",
@@ -78,6 +81,41 @@ class RecurrenceNeedsDue(ValidationFailed):
         super().__init__(
             errors=[{"field": "body.recurrence", "message": self.detail, "type": self.code}]
         )
+
+
+class ParentNotFound(ValidationFailed):
+    """`parent_id` names a task that is missing, someone else's or in the trash."""
+
+    code = "parent_not_found"
+    detail = "The parent task does not exist"
+
+    def __init__(self) -> None:
+        super().__init__(
+            errors=[{"field": "body.parent_id", "message": "Task not found", "type": self.code}]
+        )
+
+
+class InvalidParent(ValidationFailed):
+    """A cycle, a tree too deep, or a subtask's project set apart from its parent's."""
+
+    code = "invalid_parent"
+    detail = (
+        "A task cannot be its own ancestor, subtasks go at most 4 levels deep, and a "
+        "subtask's project is its parent's"
+    )
+
+    def __init__(self, field: str = "body.parent_id") -> None:
+        super().__init__(errors=[{"field": field, "message": self.detail, "type": self.code}])
+
+
+class InvalidPosition(ValidationFailed):
+    """A move relative to a task that is not a sibling (same project and parent)."""
+
+    code = "invalid_position"
+    detail = "Tasks move before or after one of their siblings (same project and parent)"
+
+    def __init__(self, field: str = "body") -> None:
+        super().__init__(errors=[{"field": field, "message": self.detail, "type": self.code}])
 
 
 class BulkAborted(Conflict):

@@ -10,6 +10,7 @@ the model's rendering.
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -30,11 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from app.tags import service as tags_service
-from app.tasks.models import PRIORITY_BY_RANK, Task
+from app.tasks.models import PRIORITY_BY_RANK, TASK
 from app.tasks.schemas import SortBy, SortDirection, TaskPublic
 
 _EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
-_TASK_COLUMNS = Task.__table__.c  # type: ignore[attr-defined]
+_TASK_COLUMNS = TASK.c
 
 
 def _text(value: str) -> ColumnElement[str]:
@@ -72,7 +73,9 @@ def _render(c: Any, name: str) -> Any:
     return c[name]
 
 
-def _fields(c: Any, correlate: Any = None) -> list[tuple[str, Any]]:
+def _fields(
+    c: Any, correlate: Any = None, model: type[BaseModel] = TaskPublic
+) -> list[tuple[str, Any]]:
     """`TaskPublic`'s fields in order, as SQL expressions on columns named like the task
     table's (the table's own, or a subquery's `.c`; `correlate`: that subquery, when
     the expressions go in a LATERAL subquery of it). A new field of `TaskPublic` that
@@ -80,15 +83,14 @@ def _fields(c: Any, correlate: Any = None) -> list[tuple[str, Any]]:
     tags = tags_service.tag_names_json_of(c.id)
     if correlate is not None:
         tags = tags.correlate(correlate)
-    return [
-        (name, tags if name == "tags" else _render(c, name)) for name in TaskPublic.model_fields
-    ]
+    return [(name, tags if name == "tags" else _render(c, name)) for name in model.model_fields]
 
 
-def task_json(c: Any) -> ColumnElement[Any]:
-    """One task as `TaskPublic` JSON (json_build_object, for one row)."""
+def task_json(c: Any, model: type[BaseModel] = TaskPublic) -> ColumnElement[Any]:
+    """One task as `TaskPublic` JSON, or another model's whose fields are columns
+    (json_build_object, for one row)."""
     args: list[Any] = []
-    for name, value in _fields(c):
+    for name, value in _fields(c, model=model):
         args += [_text(name), value]
     return func.json_build_object(*args)
 

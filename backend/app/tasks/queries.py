@@ -43,7 +43,7 @@ from app.core.db import CompiledStatement, Database, compile_statement
 from app.tags import service as tags_service
 from app.tasks import cursors, json_page
 from app.tasks.cursors import Cursor
-from app.tasks.models import PRIORITY_RANK, Task, TaskCount
+from app.tasks.models import PRIORITY_RANK, TASK, TaskCount
 from app.tasks.schemas import (
     MAX_LIMIT,
     SortBy,
@@ -56,25 +56,22 @@ from app.tasks.schemas import (
 # Sort columns come from this fixed mapping, never from the request's string. Titles
 # sort by their casefolded copy; priorities by their rank (high > medium > low).
 SORT_COLUMNS: dict[SortBy, Any] = {
-    SortBy.CREATED_AT: col(Task.created_at),
-    SortBy.UPDATED_AT: col(Task.updated_at),
-    SortBy.TITLE: col(Task.title_key),
-    SortBy.DUE_DATE: col(Task.due_date),
-    SortBy.PRIORITY: col(Task.priority),
+    SortBy.CREATED_AT: TASK.c.created_at,
+    SortBy.UPDATED_AT: TASK.c.updated_at,
+    SortBy.TITLE: TASK.c.title_key,
+    SortBy.DUE_DATE: TASK.c.due_date,
+    SortBy.PRIORITY: TASK.c.priority,
+    SortBy.POSITION: TASK.c.position,
 }
 
 # By due date, within a day: all-day tasks (no instant) first, then by instant; the
 # expression of the due-date indexes (migration 0010), never NULL, so a cursor's row
 # comparison holds for all-day tasks too.
-DUE_AT_KEY: Any = func.coalesce(col(Task.due_at), literal_column("'-infinity'::timestamptz"))
+DUE_AT_KEY: Any = func.coalesce(TASK.c.due_at, literal_column("'-infinity'::timestamptz"))
 
 # What a task's JSON needs, and no more (search_text can be long): the columns named
 # like `TaskPublic`'s fields.
-PUBLIC_COLUMNS = tuple(
-    Task.__table__.c[name]  # type: ignore[attr-defined]
-    for name in TaskPublic.model_fields
-    if name != "tags"
-)
+PUBLIC_COLUMNS = tuple(TASK.c[name] for name in TaskPublic.model_fields if name != "tags")
 
 LIKE_ESCAPE = "/"
 # The most rows a page statement reads: the largest page and the row that says there is
@@ -90,6 +87,7 @@ class Shape:
     priority: bool
     tags: bool
     project: str | None  # "none", "id" or None
+    parent: str | None  # the same
     search: bool
     due_before: bool
     due_after: bool
@@ -103,7 +101,17 @@ class Shape:
     @classmethod
     def unfiltered(cls, sort_by: SortBy, sort_direction: SortDirection) -> "Shape":
         return cls(
-            TaskStatus.ALL, False, False, None, False, False, False, False, sort_by, sort_direction
+            TaskStatus.ALL,
+            False,
+            False,
+            None,
+            None,
+            False,
+            False,
+            False,
+            False,
+            sort_by,
+            sort_direction,
         )
 
     @property
@@ -118,14 +126,12 @@ class Shape:
 
     @classmethod
     def of(cls, query: TaskQuery, cursor: Cursor | None = None) -> "Shape":
-        project = (
-            None if query.project_id is None else "none" if query.project_id == "none" else "id"
-        )
         return cls(
             query.status,
             bool(query.priority),
             bool(query.tag_names),
-            project,
+            _id_filter(query.project_id),
+            _id_filter(query.parent_id),
             bool(query.search),
             query.due_before is not None,
             query.due_after is not None,
@@ -134,6 +140,10 @@ class Shape:
             query.sort_direction,
             None if cursor is None else "null" if cursor.key is None else "key",
         )
+
+
+def _id_filter(value: uuid.UUID | str | None) -> str | None:
+    return None if value is None else "none" if value == "none" else "id"
 
 
 def _like_pattern(term: str) -> str:
@@ -160,6 +170,7 @@ def parameters(
         "tag_keys": keys,
         "tag_count": len(keys),
         "project_id": query.project_id if query.project_id != "none" else None,
+        "parent_id": query.parent_id if query.parent_id != "none" else None,
         # Matched against the casefolded copy of title and description.
         "search": _like_pattern(query.search.casefold()) if query.search else None,
         "due_before": query.due_before,
@@ -175,31 +186,35 @@ def parameters(
 def _filters(shape: Shape) -> list[ColumnElement[bool]]:
     """The shape's conditions. List values are array parameters (`= ANY($n)`), so one
     statement serves any number of values."""
-    conditions: list[ColumnElement[bool]] = [col(Task.user_id) == bindparam("user_id")]
+    conditions: list[ColumnElement[bool]] = [TASK.c.user_id == bindparam("user_id")]
     if shape.status is not TaskStatus.ALL:
         # `= true/false`, not `IS`: only the former can use the (user, status) index.
-        conditions.append(col(Task.completed) == (shape.status is TaskStatus.COMPLETED))
+        conditions.append(TASK.c.completed == (shape.status is TaskStatus.COMPLETED))
     if shape.priority:
         priorities = bindparam("priorities", type_=ARRAY(SmallInteger))
-        conditions.append(col(Task.priority) == any_(priorities))
+        conditions.append(TASK.c.priority == any_(priorities))
     if shape.tags:
         keys = bindparam("tag_keys", type_=ARRAY(Text))
         tagged = tags_service.tasks_with_all_tags(
             bindparam("user_id"), keys, bindparam("tag_count"), keys_array=True
         )
-        conditions.append(col(Task.id).in_(tagged))
+        conditions.append(TASK.c.id.in_(tagged))
     if shape.project == "none":
-        conditions.append(col(Task.project_id).is_(None))
+        conditions.append(TASK.c.project_id.is_(None))
     elif shape.project == "id":
-        conditions.append(col(Task.project_id) == bindparam("project_id"))
+        conditions.append(TASK.c.project_id == bindparam("project_id"))
+    if shape.parent == "none":
+        conditions.append(TASK.c.parent_id.is_(None))
+    elif shape.parent == "id":
+        conditions.append(TASK.c.parent_id == bindparam("parent_id"))
     if shape.search:
-        conditions.append(col(Task.search_text).like(bindparam("search"), escape=LIKE_ESCAPE))
+        conditions.append(TASK.c.search_text.like(bindparam("search"), escape=LIKE_ESCAPE))
     if shape.due_before:
-        conditions.append(col(Task.due_date) <= bindparam("due_before"))
+        conditions.append(TASK.c.due_date <= bindparam("due_before"))
     if shape.due_after:
-        conditions.append(col(Task.due_date) >= bindparam("due_after"))
+        conditions.append(TASK.c.due_date >= bindparam("due_after"))
     if shape.updated_since:
-        conditions.append(col(Task.updated_at) >= bindparam("updated_since"))
+        conditions.append(TASK.c.updated_at >= bindparam("updated_since"))
     return conditions
 
 
@@ -208,7 +223,7 @@ def _order(shape: Shape) -> list[UnaryExpression[Any]]:
     one order and pages never repeat or skip. Tasks without a due date come last in
     either direction."""
     return json_page.page_order(
-        SORT_COLUMNS[shape.sort_by], col(Task.id), shape.sort_by, shape.sort_direction, DUE_AT_KEY
+        SORT_COLUMNS[shape.sort_by], TASK.c.id, shape.sort_by, shape.sort_direction, DUE_AT_KEY
     )
 
 
@@ -218,14 +233,14 @@ def _after(shape: Shape) -> ColumnElement[bool]:
     dated key (a row comparison with NULL is never true); the undated come after all of
     them (_rows), and after an undated task only the undated with a later id."""
     column = SORT_COLUMNS[shape.sort_by]
-    task_id: Any = col(Task.id)
+    task_id: Any = TASK.c.id
     after_id = bindparam("after_id", type_=task_id.type)
     later = operator.lt if shape.sort_direction is SortDirection.DESC else operator.gt
     if shape.after == "null":
         return and_(column.is_(None), later(task_id, after_id))
     after_key = bindparam("after_key", type_=column.type)
     if shape.sort_by is SortBy.DUE_DATE:
-        second = bindparam("after_second", type_=Task.__table__.c.due_at.type)  # type: ignore[attr-defined]
+        second = bindparam("after_second", type_=TASK.c.due_at.type)
         after_second = func.coalesce(second, literal_column("'-infinity'::timestamptz"))
         by_due: ColumnElement[bool] = later(
             tuple_(column, DUE_AT_KEY, task_id), tuple_(after_key, after_second, after_id)
@@ -241,7 +256,7 @@ def _count(shape: Shape) -> Select[int]:
     if not shape.filtered:
         counted = cast(func.coalesce(func.sum(col(TaskCount.n)), 0), BigInteger)
         return select(counted).where(col(TaskCount.user_id) == bindparam("user_id"))
-    return select(func.count()).select_from(Task).where(*_filters(shape))
+    return select(func.count()).select_from(TASK).where(*_filters(shape))
 
 
 def _rows(shape: Shape) -> Select[Any]:

@@ -4,7 +4,7 @@ Idempotency-Key. Reads and writes answer the JSON the database rendered."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.dependencies import CurrentPrincipal
 from app.core import conditional
@@ -14,7 +14,7 @@ from app.core.errors import MethodNotAllowed
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
 from app.core.schemas import utcnow
-from app.tasks import bulk, cursors, queries, service, stats
+from app.tasks import bulk, cursors, order, queries, service, stats, trash
 from app.tasks.bulk_schemas import BulkRequest, BulkResults
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
@@ -22,21 +22,28 @@ from app.tasks.exceptions import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InvalidCursor,
+    InvalidParent,
+    InvalidPosition,
     InvalidRecurrence,
     InvalidTimeZone,
+    ParentNotFound,
     RecurrenceNeedsDue,
     TaskNotFound,
     TaskProjectNotFound,
 )
 from app.tasks.schemas import (
+    MAX_LIMIT,
+    MAX_OFFSET,
     StatsQuery,
     TaskCompletion,
     TaskCreate,
     TaskList,
+    TaskMove,
     TaskPublic,
     TaskQuery,
     TaskReplace,
     TaskUpdate,
+    TrashList,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -59,7 +66,12 @@ def _etag(task: service.TaskJson) -> str:
     response_model=TaskPublic,
     responses={
         **problems(
-            IdempotencyKeyReused, IdempotencyKeyInProgress, TaskProjectNotFound, *_DUE_ERRORS
+            IdempotencyKeyReused,
+            IdempotencyKeyInProgress,
+            TaskProjectNotFound,
+            ParentNotFound,
+            InvalidParent,
+            *_DUE_ERRORS,
         ),
         **sends(201, "Location", "ETag", "Idempotent-Replayed"),
     },
@@ -168,12 +180,45 @@ async def task_stats(
     return Response(body, media_type="application/json")
 
 
+@router.api_route("/stats", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def stats_other_methods() -> None:
+    """405, not the 422 of /{task_id} with "stats" for an id (as for /trash)."""
+    raise MethodNotAllowed(headers={"Allow": "GET"})
+
+
 _ONE = {
     **problems(TaskNotFound),
     **sends(200, "ETag"),
     **conditional.documented(header_schema("ETag")),
 }
-_WRITE = {**problems(TaskNotFound, TaskProjectNotFound, *_DUE_ERRORS), **sends(200, "ETag")}
+_WRITE = {
+    **problems(TaskNotFound, TaskProjectNotFound, ParentNotFound, InvalidParent, *_DUE_ERRORS),
+    **sends(200, "ETag"),
+}
+
+
+# Before /{task_id}: "trash" is no task id (a UUID path parameter would answer 422).
+@router.get("/trash", response_model=TrashList)
+async def list_trash(
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Response:
+    """List the trashed tasks, newest first; they are deleted for good after
+    TRASH_RETENTION_DAYS."""
+    body = await trash.list_trash(db, user.id, limit, offset)
+    return Response(body, media_type="application/json")
+
+
+@router.api_route(
+    "/trash", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
+async def trash_other_methods() -> None:
+    """405 with `Allow: GET`: not the 422 of /{task_id} with "trash" for an id, nor an
+    `Allow` naming the methods of /{task_id} (its routes match any string; the UUID is
+    checked after)."""
+    raise MethodNotAllowed(headers={"Allow": "GET"})
 
 
 @router.get("/{task_id}", response_model=TaskPublic, responses=_ONE)
@@ -230,7 +275,44 @@ async def complete_task(
 
 @router.delete("/{task_id}", status_code=204, responses=problems(TaskNotFound))
 async def delete_task(
-    task_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal, precondition: Precondition
+    task_id: uuid.UUID,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    precondition: Precondition,
+    permanent: Annotated[
+        bool, Query(description="Delete at once (trashed or not), instead of trashing")
+    ] = False,
 ) -> None:
-    """Delete a task."""
-    await service.delete_task(db, user.id, task_id, precondition)
+    """Move a task and its subtasks to the trash (`permanent=true`: delete them now)."""
+    if permanent:
+        await trash.delete_permanently(db, user.id, task_id, precondition)
+    else:
+        await service.delete_task(db, user.id, task_id, precondition)
+
+
+@router.post(
+    "/{task_id}/restore",
+    response_model=TaskPublic,
+    responses={**problems(TaskNotFound), **sends(200, "ETag")},
+)
+async def restore_task(task_id: uuid.UUID, db: DatabaseDep, user: CurrentPrincipal) -> Response:
+    """Bring a task back from the trash, with the subtasks trashed with it."""
+    version, body = await trash.restore(db, user.id, task_id)
+    return _json(service.TaskJson(version, body))
+
+
+@router.post(
+    "/{task_id}/move",
+    response_model=TaskPublic,
+    responses={**problems(TaskNotFound, InvalidPosition), **sends(200, "ETag")},
+)
+async def move_task(
+    task_id: uuid.UUID,
+    data: TaskMove,
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+    precondition: Precondition,
+) -> Response:
+    """Place a task just before or just after one of its siblings (manual order)."""
+    version, body = await order.move_task(db, user.id, task_id, data, precondition)
+    return _json(service.TaskJson(version, body))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PlainValidator,
     StrictBool,
@@ -118,6 +119,11 @@ class TaskCreate(InputModel):
     recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE_DOC)
     project_id: uuid.UUID | None = None
     tags: TagList = Field(default_factory=list)
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Another of the user's tasks (this one becomes its subtask, in its "
+        "project), or null: a top-level task",
+    )
 
     @model_validator(mode="after")
     def _due(self) -> "TaskCreate":
@@ -156,6 +162,7 @@ class TaskUpdate(InputModel):
     project_id: uuid.UUID | None = None
     tags: Annotated[TagList | None, NotNull] = None
     completed: Annotated[StrictBool | None, NotNull] = None
+    parent_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _due(self) -> "TaskUpdate":
@@ -192,6 +199,50 @@ class TaskPublic(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
     version: int = Field(description="Grows on every change; the ETag is this number, quoted")
+    parent_id: uuid.UUID | None = Field(description="The parent task; null: a top-level task")
+    position: str = Field(
+        description="Manual order among siblings (same project and parent): opaque, "
+        "sorts in byte order; change it with POST /tasks/{id}/move"
+    )
+
+
+class TrashedTask(TaskPublic):
+    deleted_at: Timestamp = Field(
+        description="When it went to the trash; it is deleted for good TRASH_RETENTION_DAYS later"
+    )
+
+
+class TrashList(BaseModel):
+    items: list[TrashedTask] = Field(description="Newest first")
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskMove(InputModel):
+    """Where to move a task: just before or just after one of its siblings (exactly one
+    of the two, not null)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["before"]}, {"required": ["after"]}]},
+    )
+
+    before: Annotated[uuid.UUID | None, NotNull] = None
+    after: Annotated[uuid.UUID | None, NotNull] = None
+
+    @field_validator("before", "after", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("This field cannot be null")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "TaskMove":
+        if (self.before is None) == (self.after is None):
+            raise ValueError("Give exactly one of `before` and `after`")
+        return self
 
 
 class TaskList(BaseModel):
@@ -220,6 +271,7 @@ class SortBy(StrEnum):
     TITLE = "title"
     DUE_DATE = "due_date"
     PRIORITY = "priority"
+    POSITION = "position"
 
 
 class SortDirection(StrEnum):
@@ -243,6 +295,20 @@ def _project_filter(value: Any) -> uuid.UUID | Literal["none"]:
 ProjectFilter = Annotated[
     uuid.UUID | Literal["none"],
     PlainValidator(_project_filter),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "uuid"}, {"const": "none"}]}),
+]
+
+
+def _parent_filter(value: Any) -> uuid.UUID | Literal["none"]:
+    try:
+        return _project_filter(value)
+    except ValueError:
+        raise ValueError("Must be a task id (UUID) or `none`") from None
+
+
+ParentFilter = Annotated[
+    uuid.UUID | Literal["none"],
+    PlainValidator(_parent_filter),
     WithJsonSchema({"anyOf": [{"type": "string", "format": "uuid"}, {"const": "none"}]}),
 ]
 
@@ -274,6 +340,9 @@ class TaskQuery(BaseModel):
     )
     project_id: ProjectFilter | None = Field(
         default=None, description="A project id, or `none` for tasks without a project"
+    )
+    parent_id: ParentFilter | None = Field(
+        default=None, description="A task id (its direct subtasks), or `none` (top-level tasks)"
     )
     search: Annotated[str, Field(max_length=200), AfterValidator(_no_control_characters)] | None = (
         Field(

@@ -21,8 +21,9 @@ from app.core.errors import ServiceUnavailable
 from app.core.ids import uuid7
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, recurring, statements
+from app.tasks import idempotency, recurring, statements, trash, tree
 from app.tasks.exceptions import (
+    ParentNotFound,
     PreconditionFailed,
     RecurrenceNeedsDue,
     TaskNotFound,
@@ -69,7 +70,7 @@ async def create_task(
 ) -> CreatedTask:
     """Create; with an Idempotency-Key, a retry replays the first response (the key is
     claimed in the same transaction, so a failed request does not use it up)."""
-    if key is None:
+    if key is None and data.parent_id is None:
         # One statement, committed on its own: no transaction held open across round
         # trips (under load, open transactions holding the user's and tags' row locks
         # made the others wait).
@@ -77,21 +78,34 @@ async def create_task(
             public = await insert(db, conn, user_id, data)
         return CreatedTask(public.id, public.version, public.model_dump_json().encode())
     async with db.transaction() as conn:
-        stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
-        if stored is not None:
-            first = TaskPublic.model_validate_json(stored)
-            return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
+        if key is not None:
+            stored = await idempotency.claim(conn, user_id, key, idempotency.request_hash(data))
+            if stored is not None:
+                first = TaskPublic.model_validate_json(stored)
+                return CreatedTask(first.id, first.version, stored.encode(), replayed=True)
         public = await insert(db, conn, user_id, data)
         body = public.model_dump_json()
-        await idempotency.store(conn, user_id, key, 201, body)
+        if key is not None:
+            await idempotency.store(conn, user_id, key, 201, body)
     return CreatedTask(public.id, public.version, body.encode())
 
 
 async def insert(
     db: Database, conn: Connection, user_id: uuid.UUID, data: TaskCreate
 ) -> TaskPublic:
-    """The create statement for one task, on this connection (POST /tasks, bulk)."""
+    """The create statement for one task, on this connection (POST /tasks, bulk). A
+    subtask is checked and inserted under the tree lock (tree.py), in the caller's
+    transaction or one of its own."""
     row = new_row(user_id, data, utcnow())
+    if row.body["parent_id"] is None:
+        return await _insert_row(db, conn, row)
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+        await tree.place_new(conn, user_id, row.body)
+        row.params["project_id"] = row.body["project_id"]  # the parent's
+        return await _insert_row(db, conn, row)
+
+
+async def _insert_row(db: Database, conn: Connection, row: "NewRow") -> TaskPublic:
     params = row.params
     for _ in range(links.ENSURE_ATTEMPTS):
         params["tag_ids"] = [uuid.uuid4() for _ in params["tag_keys"]]
@@ -99,14 +113,14 @@ async def insert(
             found = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
-        project_ok, created, names, due_date = found
+        project_ok, created, names, position, due_date = found
         if not project_ok:
             raise TaskProjectNotFound()
         if created:
             break
     else:  # pragma: no cover - tags deleted and re-created under us, three times over
         raise ServiceUnavailable(headers={"Retry-After": "1"})
-    return row.public(names, due_date)
+    return row.public(names, position, due_date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +133,7 @@ class NewRow:
     body: dict[str, Any]
     params: dict[str, Any]
 
-    def public(self, tag_names: list[str], due_date: date | None) -> TaskPublic:
+    def public(self, tag_names: list[str], position: str, due_date: date | None) -> TaskPublic:
         """The new task; `due_date` as the statement stored it (a timed task's local
         date, which only the database computes)."""
         return TaskPublic(
@@ -132,6 +146,7 @@ class NewRow:
             created_at=self.now,
             updated_at=self.now,
             version=1,
+            position=position,
         )
 
 
@@ -155,7 +170,10 @@ def _gone(exc: Exception) -> Exception:
     """A row checked at the start of the statement was deleted by a concurrent
     transaction before the write: the project (422, as if it never existed), or the
     caller's own account (401)."""
-    if "project" in (getattr(exc, "constraint_name", None) or ""):
+    constraint = getattr(exc, "constraint_name", None) or ""
+    if "parent" in constraint:
+        return ParentNotFound()
+    if "project" in constraint:
         return TaskProjectNotFound()
     return InvalidToken()
 
@@ -222,38 +240,71 @@ async def write_on(
     changes: dict[str, Any],
     precondition: IfMatch | None,
 ) -> TaskJson:
-    """One UPDATE; with `tags`, also the tag statement and a read of the result, the
-    three in one transaction (the caller's, when `conn` is already in one: bulk writes).
-    A recurring task that this write would complete matches no row: it is then
-    completed by its rule (recurring.complete, on this connection)."""
+    """One UPDATE, committed on its own; in one transaction with what else the write
+    needs (the caller's, when `conn` is already in one: bulk writes): the tag
+    statement and a read of the result (`tags`), the tree checks and the subtree
+    following a new project (`parent_id`, `project_id`: tree.py), the open subtasks
+    completed with their parent."""
     tags: list[str] | None = changes.pop("tags", None)
     statements.one_due(changes)
+    reshapes = "parent_id" in changes or "project_id" in changes
+    completes = changes.get("completed") is True or statements.TOGGLE in changes
+    now = utcnow()
+    if not (tags is not None or reshapes or completes):
+        return await _update(conn, user_id, task_id, changes, precondition, now)
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+        try:
+            moved = reshapes and await tree.place(conn, user_id, task_id, changes)
+            result = await _update(conn, user_id, task_id, changes, precondition, now)
+            if moved:
+                await tree.follow(conn, user_id, task_id, changes["project_id"], now)
+            if completes:
+                await tree.complete_subtree(conn, user_id, task_id, now)
+            if tags is not None:
+                await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
+                result = await get_in(conn, user_id, task_id)
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise _gone(exc) from None
+    return result
+
+
+async def get_in(conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskJson:
+    """get_task on this connection (in its transaction)."""
+    get = statements.get_statement()
+    row = await conn.fetchrow(get.sql, *get.args({"task_id": task_id, "user_id": user_id}))
+    if row is None:  # pragma: no cover - read right after a write of the same transaction
+        raise TaskNotFound()
+    return TaskJson(row[0], row[1].encode())
+
+
+async def _update(
+    conn: Connection,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    precondition: IfMatch | None,
+    now: Any,
+) -> TaskJson:
+    """The UPDATE of these fields, checking If-Match; 404, 412 or 422 when it matched
+    no row."""
     versions = precondition is not None and not precondition.any
     statement = statements.write_statement(frozenset(changes), versions)
-    params = statements.encode(changes)
-    params |= {"task_id": task_id, "user_id": user_id, "now": utcnow()}
+    params = statements.encode(changes) | {"task_id": task_id, "user_id": user_id, "now": now}
     if versions:
         assert precondition is not None
         params["versions"] = sorted(precondition.versions)
-    # One statement commits on its own; a tag change adds two, in one transaction.
-    alone = tags is None or conn.is_in_transaction()
-    async with contextlib.nullcontext() if alone else conn.transaction():
-        try:
-            row = await conn.fetchrow(statement.sql, *statement.args(params))
-            if row is not None and tags is not None:
-                await links.set_task_tags(conn, user_id, task_id, tags, replace=True)
-                get = statements.get_statement()
-                row = await conn.fetchrow(get.sql, *get.args(params))
-            if row is None:
-                await _why_not_written(conn, user_id, task_id, precondition)
-                if not _completes(changes):
-                    raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
-                # A recurring task to complete by its rule (or a missing project).
-                return await recurring.complete(conn, user_id, task_id, changes, tags, precondition)
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise _gone(exc) from None
-        except asyncpg.CheckViolationError:
-            raise RecurrenceNeedsDue() from None
+    try:
+        row = await conn.fetchrow(statement.sql, *statement.args(params))
+        if row is None:
+            await _why_not_written(conn, user_id, task_id, precondition)
+            if not _completes(changes):
+                raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+            # A recurring task to complete by its rule (or a missing project).
+            return await recurring.complete(conn, user_id, task_id, changes, None, precondition)
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _gone(exc) from None
+    except asyncpg.CheckViolationError:
+        raise RecurrenceNeedsDue() from None
     return TaskJson(row[0], row[1].encode())
 
 
@@ -275,7 +326,7 @@ async def _why_not_written(
 async def delete_task(
     db: Database, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    """One DELETE, committed on its own (the read after a miss only explains it)."""
+    """Move the task and its subtree to the trash (trash.py)."""
     async with db.connection() as conn:
         await delete_on(conn, user_id, task_id, precondition)
 
@@ -283,12 +334,11 @@ async def delete_task(
 async def delete_on(
     conn: Connection, user_id: uuid.UUID, task_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    """The DELETE on this connection (in the caller's transaction, if any)."""
-    if precondition is None or precondition.any:
-        deleted = await conn.fetchval(statements.DELETE.sql, task_id, user_id)
-    else:
-        versions = sorted(precondition.versions)
-        deleted = await conn.fetchval(statements.DELETE.with_versions, task_id, user_id, versions)
-    if deleted is None:
-        await _why_not_written(conn, user_id, task_id, precondition)
-        raise PreconditionFailed()  # pragma: no cover - changed and reverted in between
+    """The trashing on this connection, in the caller's transaction if any, else one of
+    its own, under the tree lock: a concurrent write cannot hang a new subtask under a
+    task being trashed."""
+    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+        await tree.lock(conn, user_id)
+        if not await trash.trash(conn, user_id, task_id, precondition, utcnow()):
+            await _why_not_written(conn, user_id, task_id, precondition)
+            raise PreconditionFailed()  # pragma: no cover - changed and reverted in between

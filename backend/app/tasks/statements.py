@@ -6,11 +6,10 @@
   RETURNING <json>`; derived columns are computed from the row being updated
   (`search_text` keeps the casefolded half that did not change), so no prior read or
   row lock is needed and concurrent writers still get exactly one winner per version.
-- delete: one `DELETE ... WHERE version = ANY(If-Match)`.
+- delete: see trash.py (a task is trashed with its subtree).
 """
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +28,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     not_,
     null,
     or_,
@@ -43,9 +43,9 @@ from app.core.db import CompiledStatement, compile_statement
 from app.projects.models import Project
 from app.tags.links import tag_ctes
 from app.tasks.json_page import task_json
-from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, Task
+from app.tasks.models import PRIORITY_RANK, SEARCH_SEPARATOR, TASK
 
-_table = Task.__table__  # type: ignore[attr-defined]
+_table = TASK
 _task = _table.c
 
 # The task as JSON text beside its version (for the ETag), as every route answers it.
@@ -56,13 +56,18 @@ _RESULT = (_task.version, cast(task_json(_task), Text))
 # schemas); create, replace and update all write it from this list.
 BODY_COLUMNS = (
     "title", "description", "priority", "due_date", "due_at", "time_zone", "recurrence",
-    "project_id",
+    "project_id", "parent_id",
 )  # fmt: skip
 # Set by a recurring task's completion (service): the next occurrence keeps the series'
 # start, and the completion's time is recorded.
 RECURRING_COLUMNS = ("recurrence_anchor", "last_completed_at")
 # What a write may also set: `completed` (PATCH, /complete), or TOGGLE (flip it).
 TOGGLE = "toggle"
+# And REPOSITION: a new position, last among its new siblings (parent or project changed).
+REPOSITION = "reposition"
+# A new task's (or a task's that changes siblings) position: the current microsecond
+# as a fractional-indexing key (positions.py, migration 0009), after every older one.
+NEW_POSITION = "task_position_key(clock_timestamp(), {})"
 
 
 def encode(values: dict[str, Any]) -> dict[str, Any]:
@@ -175,16 +180,16 @@ WITH ok AS (
 ), {tag_ctes("$2", "$4", "$5", "$6", "$3", only_if="(SELECT project FROM ok)")},
 new_task AS (
     INSERT INTO task (id, user_id, {", ".join(columns)},
-                      completed, created_at, updated_at, version)
-    SELECT $1, $2, {values}, false, $3, $3, 1 FROM ok
+                      completed, created_at, updated_at, version, position)
+    SELECT $1, $2, {values}, false, $3, $3, 1, {NEW_POSITION.format("$1")} FROM ok
     WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($6::varchar[])
-    RETURNING id, due_date
+    RETURNING id, position, due_date
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
 )
 SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
        array(SELECT name FROM found ORDER BY name_key COLLATE "C"),
-       (SELECT due_date FROM new_task)
+       (SELECT position FROM new_task), (SELECT due_date FROM new_task)
 """
     return CompiledStatement(sql, tuple(names), {})
 
@@ -197,8 +202,9 @@ CREATE = _create_statement()
 # writes nothing for that row, not even its tags), its tags found or created (in key
 # order, FOR KEY SHARE), inserted and linked only when every one of its tags was found.
 # Per row (by `n`, its position from 1): project ok, created, its tags' stored names.
-# Whatever CREATE checks (the project's owner today; a parent task's, say, tomorrow)
-# CREATE_MANY must check too, per row: tests/tasks/test_bulk.py runs both on the same
+# Whatever CREATE checks (the project's owner) CREATE_MANY must check too, per row
+# (subtasks, whose parent needs the tree lock and checks of tree.py, are created one
+# by one: bulk.py never puts one in a run): tests/tasks/test_bulk.py runs both on the same
 # bodies (TestCreateRuns).
 # The per-row arrays of CREATE_MANY, in order ($3...), each typed as its column: a
 # field added to BODY_COLUMNS joins them (and CREATE's parameters give the values).
@@ -255,10 +261,11 @@ WITH item AS (
     )
 ), new_task AS (
     INSERT INTO task (user_id, {", ".join(MANY_COLUMNS)}, recurrence_anchor,
-                      completed, created_at, updated_at, version)
-    SELECT $1, {", ".join(values)}, false, $2, $2, 1
+                      completed, created_at, updated_at, version, position)
+    SELECT $1, {", ".join(values)}, false, $2, $2, 1,
+           {NEW_POSITION.format("i.id")}
     FROM item i JOIN ready USING (n) ORDER BY i.n
-    RETURNING id, due_date
+    RETURNING id, position, due_date
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id)
     SELECT i.id, f.id FROM item i JOIN new_task nt ON nt.id = i.id
@@ -267,7 +274,8 @@ WITH item AS (
 SELECT ok.n, ok.project, EXISTS (SELECT FROM ready WHERE ready.n = ok.n),
        array(SELECT f.name FROM item_tag t JOIN found f ON f.name_key = t.name_key
              WHERE t.n = ok.n ORDER BY f.name_key COLLATE "C"),
-       (SELECT nt.due_date FROM new_task nt JOIN item i ON i.id = nt.id WHERE i.n = ok.n)
+       (SELECT nt.position FROM item i JOIN new_task nt ON nt.id = i.id WHERE i.n = ok.n),
+       (SELECT nt.due_date FROM item i JOIN new_task nt ON nt.id = i.id WHERE i.n = ok.n)
 FROM ok ORDER BY ok.n
 """
 
@@ -333,6 +341,8 @@ def _values(fields: frozenset[str]) -> dict[str, Any]:
         values["search_text"] = _search_text(fields)
     if "completed" in fields or TOGGLE in fields:
         values.update(_completion(fields))
+    if REPOSITION in fields:
+        values["position"] = literal_column(NEW_POSITION.format("task.id"))
     return values
 
 
@@ -360,15 +370,3 @@ def write_statement(
     return compile_statement(
         update(_table).where(and_(*conditions)).values(_values(fields)).returning(*_RESULT)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    sql: str
-    with_versions: str
-
-
-DELETE = Delete(
-    "DELETE FROM task WHERE id = $1 AND user_id = $2 RETURNING id",
-    "DELETE FROM task WHERE id = $1 AND user_id = $2 AND version = ANY($3::int[]) RETURNING id",
-)

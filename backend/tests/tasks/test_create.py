@@ -18,6 +18,7 @@ class TestCreateTask:
             "id", "title", "description", "completed", "completed_at", "priority",
             "due_date", "due_at", "time_zone", "recurrence", "last_completed_at",
             "project_id", "tags", "created_at", "updated_at", "version",
+            "parent_id", "position",
         }  # fmt: skip
         assert uuid.UUID(task["id"])
         assert task["title"] == "Buy milk"
@@ -29,6 +30,8 @@ class TestCreateTask:
         assert task["project_id"] is None
         assert task["tags"] == []
         assert task["version"] == 1
+        assert task["parent_id"] is None
+        assert isinstance(task["position"], str)
         assert TIMESTAMP.match(task["created_at"])
         assert task["created_at"] == task["updated_at"]
 

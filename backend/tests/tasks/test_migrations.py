@@ -16,7 +16,7 @@ from app.core.migrations import alembic_config
 from app.models import metadata
 from tests.conftest import BACKEND, connect
 
-NEW_TABLES = {"project", "tag", "task", "task_tag", "idempotency_key"}
+NEW_TABLES = {"project", "tag", "task_row", "task_tag", "idempotency_key"}
 
 
 def _schema(url: str) -> tuple[list, set[str]]:

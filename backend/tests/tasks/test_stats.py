@@ -86,6 +86,17 @@ class TestStats:
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_time_zone"
 
+    async def test_trashed_tasks_are_not_counted(
+        self, client, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        trashed = await task_factory(due_date="2000-01-01", priority="high")
+        await task_factory()
+        await client.delete(f"{TASKS}/{trashed['id']}", headers=user.headers)
+        response = await client.get(STATS, headers=user.headers)
+        body = response.json()
+        assert (body["total"], body["pending"], body["overdue"]) == (1, 1, 0)
+        assert body["by_priority"] == {"low": 0, "medium": 1, "high": 0}
+
     async def test_another_users_tasks_are_not_counted(
         self, client, user: UserHandle, other_user: UserHandle, task_factory: TaskFactory
     ) -> None:
@@ -108,9 +119,10 @@ class TestStats:
         # 3,000 tasks, a third of them completed, so the planner sees a real user.
         await db.execute(
             "INSERT INTO task (id, user_id, title, title_key, search_text, completed, priority,"
-            " due_date, created_at, updated_at, version)"
+            " due_date, created_at, updated_at, version, position)"
             " SELECT gen_random_uuid(), $1, 't', 't', 't', i % 3 = 0, i % 3,"
-            " current_date + i % 50, now(), now(), 1 FROM generate_series(1, 3000) AS i",
+            " current_date + i % 50, now(), now(), 1, lpad(i::text, 6, '0')"
+            " FROM generate_series(1, 3000) AS i",
             user.id,
         )
         await db.execute("VACUUM ANALYZE task")
@@ -123,3 +135,13 @@ class TestStats:
         assert "pk_task_count" in text, text  # total: the counter; completed never read
         assert "Seq Scan" not in text, text
         assert "Bitmap Heap Scan on task " not in text, text  # task_count's is the list's
+
+
+class TestStatsRoute:
+    @pytest.mark.parametrize("method", ["put", "patch", "delete"])
+    async def test_other_methods_are_405_not_a_task_id(
+        self, client, user: UserHandle, method: str
+    ) -> None:
+        response = await getattr(client, method)(STATS, headers=user.headers)
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET"

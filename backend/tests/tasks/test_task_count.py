@@ -179,6 +179,12 @@ class TestTaskCount:
 
 _INSERT_TASK = """
 INSERT INTO task (id, user_id, title, title_key, search_text, completed, priority,
+                  created_at, updated_at, version, position)
+VALUES ($1, $2, 't', 't', 't', false, 1, now(), now(), 1, 'a0')
+"""
+# The same before migration 0009 (no position yet).
+_INSERT_TASK_0003 = """
+INSERT INTO task (id, user_id, title, title_key, search_text, completed, priority,
                   created_at, updated_at, version)
 VALUES ($1, $2, 't', 't', 't', false, 1, now(), now(), 1)
 """
@@ -208,6 +214,7 @@ class TestMigration:
                 "task_count_insert",
                 "task_count_delete",
                 "task_count_truncate",
+                "task_count_trash",
             }
         finally:
             _sibling_database(migrated_url, name, drop=True)
@@ -221,7 +228,7 @@ async def _seed(url: str, users: list[uuid.UUID]) -> None:
             "VALUES ($1, $2, 'x', now(), now())",
             [(u, f"{u}@example.com") for u in users],
         )
-        await conn.executemany(_INSERT_TASK, [(uuid.uuid4(), users[i % 2]) for i in range(5)])
+        await conn.executemany(_INSERT_TASK_0003, [(uuid.uuid4(), users[i % 2]) for i in range(5)])
     finally:
         await conn.close()
 
@@ -276,6 +283,6 @@ class TestShards:
         for _ in range(3):
             await task_factory()
         async with app.state.database.connection() as conn:
-            await conn.execute("TRUNCATE task CASCADE")
+            await conn.execute("TRUNCATE task_row CASCADE")
         assert await counter_and_tasks(app, user) == (0, 0)
         assert (await list_tasks(client, user))["total"] == 0
