@@ -343,6 +343,10 @@ def login_req(ctx: Context, user: int) -> Req:
     return Req(f"{API}/auth/login", "POST", body, auth=False)
 
 
+def _stats(_: Context, __: int) -> Req:
+    return Req(f"{API}/tasks/stats?time_zone=Europe/Paris")
+
+
 def _health(_: Context, __: int) -> Req:
     return Req("/health", auth=False)
 
@@ -400,6 +404,8 @@ POINTS = [
     Point("list_304", "GET /tasks, If-None-Match", _list_304, LIST_USER, versus="list"),
     # Delta sync: 10 tasks changed since the cursor, of a user's 10,000.
     Point("sync_incremental", "GET /sync, 10 changes", _sync_incremental, SYNC_USER),
+    # The counts of a 10,000-task user, in one statement (app/tasks/stats.py).
+    Point("stats", "GET /tasks/stats", _stats, LIST_USER, budget=Budget(min_rps=500)),
     Point("health", "GET /health", _health, LIST_USER, default=False),
 ]  # fmt: skip
 BY_KEY = {p.key: p for p in POINTS}

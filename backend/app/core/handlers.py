@@ -145,8 +145,18 @@ async def handle_validation_error(_: Request, exc: Exception) -> Response:
     if any(error["type"] == "json_invalid" for error in errors):
         malformed = e.MalformedJson
         return problem_response(malformed.status_code, malformed.code, malformed.detail)
-    failed = e.ValidationFailed
+    failed = validation_class(errors)
     return problem_response(failed.status_code, failed.code, failed.detail, errors=errors)
+
+
+def validation_class(errors: list[dict[str, Any]]) -> type[AppError]:
+    """The 422 these field errors answer: the first whose type is the code of a 422 of
+    ours (a validator raised it so, e.g. invalid_time_zone), else validation_error."""
+    for error in errors:
+        coded = [c for c in AppError.registry.get(error["type"], ()) if c.status_code == 422]
+        if coded:
+            return coded[0]
+    return e.ValidationFailed
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

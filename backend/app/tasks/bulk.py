@@ -29,7 +29,7 @@ import orjson
 
 from app.core.db import Connection, Database
 from app.core.errors import AppError, ValidationFailed
-from app.core.handlers import field_error, problem_body
+from app.core.handlers import field_error, problem_body, validation_class
 from app.core.schemas import utcnow
 from app.tags import links
 from app.tasks import idempotency, order, service, statements
@@ -205,7 +205,8 @@ def _check_data(op: Any, index: int) -> None:
     if isinstance(data, InvalidData):
         prefix = ("body", "operations", index, "data")
         errors = [field_error((*prefix, *error["loc"]), error) for error in data.errors]
-        raise ValidationFailed(errors=errors)
+        failed = validation_class(errors)  # e.g. invalid_time_zone, as its route says
+        raise ValidationFailed(failed.detail, code=failed.code, errors=errors)
 
 
 async def _create(
@@ -327,12 +328,13 @@ async def _create_many(
             tags["key"].append(key)
     args = [user_id, now, *columns.values(), *tags.values()]
     settled: dict[int, Outcome] = {}
-    for n, project_ok, created, names, position in await conn.fetch(statements.CREATE_MANY, *args):
+    rows_out = await conn.fetch(statements.CREATE_MANY, *args)
+    for n, project_ok, created, names, position, due_date in rows_out:
         offset, row = offsets[n - 1], rows[n - 1]
         if not project_ok:
             settled[offset] = failed(TaskProjectNotFound(), first + offset)
         elif created:
-            task = row.public(names, position)
+            task = row.public(names, position, due_date)
             settled[offset] = Outcome(201, id=row.id, task=task.model_dump_json().encode())
     return settled
 

@@ -104,8 +104,14 @@ def _key(sort_by: SortBy, value: Any) -> Any:
         if moment.tzinfo is None:
             raise ValueError("no offset")
         return moment
-    if sort_by is SortBy.DUE_DATE:
-        return None if value is None else date.fromisoformat(value)
+    if sort_by is SortBy.DUE_DATE:  # [day, instant or null] (before 0010: the day alone)
+        day, instant = (value, None) if value is None or isinstance(value, str) else value
+        if day is None:  # an undated task
+            return None
+        at = None if instant is None else datetime.fromisoformat(instant)
+        if at is not None and at.tzinfo is None:
+            raise ValueError("no offset")
+        return (date.fromisoformat(day), at)
     if sort_by is SortBy.PRIORITY:
         if type(value) is not int:
             raise TypeError("not a rank")

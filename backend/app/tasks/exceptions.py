@@ -16,10 +16,13 @@ __all__ = [
     "IdempotencyKeyInProgress",
     "IdempotencyKeyReused",
     "InvalidCursor",
+    "InvalidRecurrence",
+    "InvalidTimeZone",
     "InvalidParent",
     "InvalidPosition",
     "ParentNotFound",
     "PreconditionFailed",
+    "RecurrenceNeedsDue",
     "RefNotCreated",
     "RolledBack",
     "TaskNotFound",
@@ -52,6 +55,32 @@ class IdempotencyKeyReused(Conflict):
 class IdempotencyKeyInProgress(Conflict):
     code = "idempotency_key_in_progress"
     detail = "A request with this Idempotency-Key is still being processed; retry later"
+
+
+class InvalidTimeZone(ValidationFailed):
+    """Raised as a validation error of this type (`time_zone`, body or query): the
+    handler answers it with this code (app/core/handlers.py)."""
+
+    code = "invalid_time_zone"
+    detail = "The time zone is not an IANA time zone name"
+
+
+class InvalidRecurrence(ValidationFailed):
+    code = "invalid_recurrence"
+    detail = "The recurrence is not a supported RRULE"
+
+
+class RecurrenceNeedsDue(ValidationFailed):
+    """A rule on a task without a due day or instant (a body validator, or the
+    database's check on the row a PATCH leaves)."""
+
+    code = "recurrence_needs_due"
+    detail = "A recurring task needs a due_date or due_at"
+
+    def __init__(self) -> None:
+        super().__init__(
+            errors=[{"field": "body.recurrence", "message": self.detail, "type": self.code}]
+        )
 
 
 class ParentNotFound(ValidationFailed):

@@ -95,24 +95,28 @@ def task_json(c: Any, model: type[BaseModel] = TaskPublic) -> ColumnElement[Any]
     return func.json_build_object(*args)
 
 
-def page_order(key: Any, task_id: Any, sort_by: SortBy, direction: SortDirection) -> list[Any]:
-    """The list's order: the sort key then id, both in the requested direction (equal
-    keys keep one order); tasks without a due date come last in either direction."""
+def page_order(
+    key: Any, task_id: Any, sort_by: SortBy, direction: SortDirection, second: Any = None
+) -> list[Any]:
+    """The list's order: the sort key (by due date, then `second`, the due time within
+    the day: all-day tasks first) then id, all in the requested direction (equal keys
+    keep one order); tasks without a due date come last in either direction."""
     descending = direction is SortDirection.DESC
     first = key.desc() if descending else key.asc()
+    order = [first]
     if sort_by is SortBy.DUE_DATE:
-        first = first.nulls_last()
-    return [first, task_id.desc() if descending else task_id.asc()]
+        order = [first.nulls_last(), second.desc() if descending else second.asc()]
+    return [*order, task_id.desc() if descending else task_id.asc()]
 
 
-def cursor_key(key: Any, sort_by: SortBy) -> Any:
+def cursor_key(key: Any, sort_by: SortBy, second: Any = None) -> Any:
     """A page's sort key as a cursor carries it (cursors.py reads it back): timestamps
-    with microseconds and Z, dates YYYY-MM-DD (or null), the title key and the rank as
-    they are."""
+    with microseconds and Z, due dates as [YYYY-MM-DD, the due instant or null] (or
+    null), the title key and the rank as they are."""
     if sort_by in (SortBy.CREATED_AT, SortBy.UPDATED_AT):
         return _timestamp(key)
-    if sort_by is SortBy.DUE_DATE:
-        return func.to_char(key, _text("YYYY-MM-DD"))
+    if sort_by is SortBy.DUE_DATE:  # [day, instant or null (all-day)]
+        return func.json_build_array(func.to_char(key, _text("YYYY-MM-DD")), _timestamp(second))
     return key
 
 
@@ -152,7 +156,9 @@ def page_statement(
     page = page_select.subquery("page")
     limit = bindparam("limit", type_=Integer)
     offset = bindparam("offset", type_=Integer)
-    order = page_order(page.c.sort_key, page.c.id, sort_by, direction)
+    by_due = sort_by is SortBy.DUE_DATE
+    second: Any = page.c.sort_key2 if by_due else None
+    order = page_order(page.c.sort_key, page.c.id, sort_by, direction, second)
     # Each item is a row of a LATERAL subquery turned into JSON (json_agg of the whole
     # row): cheaper for PostgreSQL than json_build_object's 24 arguments per row, and
     # compact (no blanks around `:` and `,`).
@@ -165,9 +171,12 @@ def page_statement(
         items = items.filter(page.c.n <= limit)  # the row after the page: counted only
         last_key: Any = _first(func.array_agg(page.c.sort_key).filter(last))
         last_id: Any = _first(func.array_agg(page.c.id).filter(last))
+        last_second: Any = _first(func.array_agg(second).filter(last)) if by_due else None
     else:
         last_key = _last_key(page.c.sort_key, rows, sort_by, direction)
         last_id = func.array_agg(aggregate_order_by(page.c.id, *order))[rows]
+        last_second = func.array_agg(aggregate_order_by(second, *order))[rows] if by_due else None
+    extra = [last_second.label("last_second")] if by_due else []
     if count_in_page:
         total = func.coalesce(func.max(page.c.full_count), total)
     one_pass = (
@@ -177,13 +186,15 @@ def page_statement(
             total.label("total"),  # once: a column (each mention would count again)
             last_key.label("last_key"),
             last_id.label("last_id"),
+            *extra,
         )
         .select_from(page.join(item, true()))
         .subquery("one_pass")
     )
     c = one_pass.c
     more = c.rows > limit if numbered else offset + c.rows < c.total
-    next_key = func.json_build_array(cursor_key(c.last_key, sort_by), c.last_id)
+    key = cursor_key(c.last_key, sort_by, c.last_second if by_due else None)
+    next_key = func.json_build_array(key, c.last_id)
     body = func.json_build_object(
         _text("items"), func.coalesce(c.page_items, _EMPTY),
         _text("total"), c.total,

@@ -8,13 +8,17 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
     MetaData,
     SmallInteger,
+    String,
     Table,
     Text,
+    func,
+    literal_column,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -35,6 +39,13 @@ PRIORITY_BY_RANK = {rank: priority for priority, rank in PRIORITY_RANK.items()}
 # Joins title and description in `search_text`. Requests can never contain it (C0
 # controls are refused), so a search can never match across the two fields.
 SEARCH_SEPARATOR = "\x1f"
+
+
+# The sort key of a due time within its day: all-day tasks first (their `due_at` is NULL),
+# then timed ones by instant. Never NULL, so a cursor's row comparison works on it.
+DUE_AT_KEY: Any = func.coalesce(
+    literal_column("due_at"), literal_column("'-infinity'::timestamptz")
+)
 
 
 def search_text(title: str, description: str | None) -> str:
@@ -68,7 +79,10 @@ class TaskRow(SQLModel, table=True):
         Index("ix_task_user_id_created_at_id", "user_id", "created_at", "id", **_LIVE),
         Index("ix_task_user_id_updated_at_id", "user_id", "updated_at", "id", **_LIVE),
         Index("ix_task_user_id_title_key_id", "user_id", "title_key", "id", **_LIVE),
-        Index("ix_task_user_id_due_date_id", "user_id", "due_date", "id", **_LIVE),
+        # Due-date sort: the day, then all-day before timed (by instant), then id.
+        Index(
+            "ix_task_user_id_due_date_due_at_id", "user_id", "due_date", DUE_AT_KEY, "id", **_LIVE
+        ),
         Index("ix_task_user_id_priority_id", "user_id", "priority", "id", **_LIVE),
         # A user's tasks by id: a first sync pages through them in this order.
         Index("ix_task_user_id_id", "user_id", "id", **_LIVE),
@@ -88,12 +102,25 @@ class TaskRow(SQLModel, table=True):
         # Due dates sort nulls last in both directions; the backward scan of the
         # ascending index would put them first, so descending has its own index.
         Index(
-            "ix_task_user_id_due_date_desc",
+            "ix_task_user_id_due_date_due_at_desc",
             "user_id",
             text("due_date DESC NULLS LAST"),
+            DUE_AT_KEY.desc(),
             text("id DESC"),
             **_LIVE,
         ),
+        # GET /tasks/stats: the pending tasks, grouped as one index-only scan reads them.
+        Index(
+            "ix_task_user_id_project_id_priority_pending",
+            "user_id",
+            "project_id",
+            "priority",
+            postgresql_include=["due_date", "due_at"],
+            postgresql_where=text("deleted_at IS NULL AND NOT completed"),
+        ),
+        # A timed task's due_date is its local date; a rule needs a due day or instant.
+        CheckConstraint("due_at IS NULL OR due_date IS NOT NULL", name="due_at_has_date"),
+        CheckConstraint("recurrence IS NULL OR due_date IS NOT NULL", name="recurrence_needs_due"),
         # Substring search: pg_trgm trigrams of `search_text`, with the owner in the
         # same GIN index (btree_gin), so a search reads one user's matches rather
         # than every user's and then filters.
@@ -131,6 +158,15 @@ class TaskRow(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     priority: int = Field(default=PRIORITY_RANK[Priority.MEDIUM], sa_type=SmallInteger)
     due_date: date | None = None
+    # The due instant (a timed task); `due_date` is then its local date in `time_zone`.
+    due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    time_zone: str | None = Field(default=None, sa_type=String(64))  # IANA; NULL: UTC
+    recurrence: str | None = Field(default=None, sa_type=String(500))  # an RRULE
+    # The rule's DTSTART, as a wall-clock time in `time_zone` (all-day: the date at
+    # 00:00): reset whenever the client sets the due or the rule, kept when completing
+    # moves the due, so COUNT counts from the series' first occurrence. Not in the API.
+    recurrence_anchor: datetime | None = Field(default=None, sa_type=DateTime())
+    last_completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     version: int = 1

@@ -64,6 +64,11 @@ SORT_COLUMNS: dict[SortBy, Any] = {
     SortBy.POSITION: TASK.c.position,
 }
 
+# By due date, within a day: all-day tasks (no instant) first, then by instant; the
+# expression of the due-date indexes (migration 0010), never NULL, so a cursor's row
+# comparison holds for all-day tasks too.
+DUE_AT_KEY: Any = func.coalesce(TASK.c.due_at, literal_column("'-infinity'::timestamptz"))
+
 # What a task's JSON needs, and no more (search_text can be long): the columns named
 # like `TaskPublic`'s fields.
 PUBLIC_COLUMNS = tuple(TASK.c[name] for name in TaskPublic.model_fields if name != "tags")
@@ -153,8 +158,12 @@ def parameters(
 ) -> dict[str, Any]:
     """This request's values for the statement of its shape."""
     keys = tags_service.tag_keys(query.tag_names)
+    key, second = cursor.key if cursor else None, None
+    if isinstance(key, tuple):  # by due date: (day, instant or None)
+        key, second = key
     return {
-        "after_key": cursor.key if cursor else None,
+        "after_key": key,
+        "after_second": second,
         "after_id": cursor.id if cursor else None,
         "user_id": user_id,
         "priorities": sorted({PRIORITY_RANK[p] for p in query.priority}),
@@ -214,7 +223,7 @@ def _order(shape: Shape) -> list[UnaryExpression[Any]]:
     one order and pages never repeat or skip. Tasks without a due date come last in
     either direction."""
     return json_page.page_order(
-        SORT_COLUMNS[shape.sort_by], TASK.c.id, shape.sort_by, shape.sort_direction
+        SORT_COLUMNS[shape.sort_by], TASK.c.id, shape.sort_by, shape.sort_direction, DUE_AT_KEY
     )
 
 
@@ -230,6 +239,13 @@ def _after(shape: Shape) -> ColumnElement[bool]:
     if shape.after == "null":
         return and_(column.is_(None), later(task_id, after_id))
     after_key = bindparam("after_key", type_=column.type)
+    if shape.sort_by is SortBy.DUE_DATE:
+        second = bindparam("after_second", type_=TASK.c.due_at.type)
+        after_second = func.coalesce(second, literal_column("'-infinity'::timestamptz"))
+        by_due: ColumnElement[bool] = later(
+            tuple_(column, DUE_AT_KEY, task_id), tuple_(after_key, after_second, after_id)
+        )
+        return by_due
     condition: ColumnElement[bool] = later(tuple_(column, task_id), tuple_(after_key, after_id))
     return condition
 
@@ -250,6 +266,8 @@ def _rows(shape: Shape) -> Select[Any]:
     PostgreSQL numbers them as the index scan yields them, without a sort."""
     column = SORT_COLUMNS[shape.sort_by]
     columns = [*PUBLIC_COLUMNS, column.label("sort_key")]
+    if shape.sort_by is SortBy.DUE_DATE:
+        columns.append(DUE_AT_KEY.label("sort_key2"))
     if shape.count_in_page:
         columns.append(func.count().over().label("full_count"))
     filters, order = _filters(shape), _order(shape)
@@ -266,7 +284,9 @@ def _rows(shape: Shape) -> Select[Any]:
     dated = select(*columns).where(*filters, _after(shape)).order_by(*order).limit(MAX_FETCH)
     undated = select(*columns).where(*filters, column.is_(None)).order_by(*order).limit(MAX_FETCH)
     both = union_all(dated, undated).subquery("after_cursor")
-    order = json_page.page_order(both.c.sort_key, both.c.id, shape.sort_by, shape.sort_direction)
+    order = json_page.page_order(
+        both.c.sort_key, both.c.id, shape.sort_by, shape.sort_direction, both.c.sort_key2
+    )
     position = func.row_number().over(order_by=order).label("n")
     return select(*both.c, position).order_by(*order)
 

@@ -13,7 +13,8 @@ from app.core.db import DatabaseDep
 from app.core.errors import MethodNotAllowed
 from app.core.openapi import header_schema, problems, sends
 from app.core.query_model import QueryModel
-from app.tasks import bulk, cursors, order, queries, service, trash
+from app.core.schemas import utcnow
+from app.tasks import bulk, cursors, order, queries, service, stats, trash
 from app.tasks.bulk_schemas import BulkRequest, BulkResults
 from app.tasks.dependencies import IdempotencyKeyHeader, Precondition
 from app.tasks.exceptions import (
@@ -23,24 +24,31 @@ from app.tasks.exceptions import (
     InvalidCursor,
     InvalidParent,
     InvalidPosition,
+    InvalidRecurrence,
+    InvalidTimeZone,
     ParentNotFound,
+    RecurrenceNeedsDue,
     TaskNotFound,
     TaskProjectNotFound,
 )
 from app.tasks.schemas import (
     MAX_LIMIT,
     MAX_OFFSET,
+    StatsQuery,
     TaskCompletion,
     TaskCreate,
     TaskList,
     TaskMove,
     TaskPublic,
     TaskQuery,
+    TaskReplace,
     TaskUpdate,
     TrashList,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+# What a body's due time, zone and rule can be refused with.
+_DUE_ERRORS = (InvalidTimeZone, InvalidRecurrence, RecurrenceNeedsDue)
 
 
 def _json(task: service.TaskJson) -> Response:
@@ -63,6 +71,7 @@ def _etag(task: service.TaskJson) -> str:
             TaskProjectNotFound,
             ParentNotFound,
             InvalidParent,
+            *_DUE_ERRORS,
         ),
         **sends(201, "Location", "ETag", "Idempotent-Replayed"),
     },
@@ -151,13 +160,39 @@ async def list_tasks(
     return Response(page.body, media_type="application/json", headers=headers)
 
 
+_STATS_QUERY = QueryModel(StatsQuery)
+
+
+# Before /{task_id}, which would otherwise take `stats` for an id (a 422).
+@router.get(
+    "/stats",
+    response_model=stats.TaskStats,
+    responses=problems(InvalidTimeZone),
+    openapi_extra={"parameters": _STATS_QUERY.openapi_parameters()},
+)
+async def task_stats(
+    query: Annotated[StatsQuery, Depends(_STATS_QUERY.dependency())],
+    db: DatabaseDep,
+    user: CurrentPrincipal,
+) -> Response:
+    """Count the user's tasks: pending, completed, overdue, due today, by priority and project."""
+    body = await stats.task_stats(db, user.id, query.time_zone, utcnow())
+    return Response(body, media_type="application/json")
+
+
+@router.api_route("/stats", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def stats_other_methods() -> None:
+    """405, not the 422 of /{task_id} with "stats" for an id (as for /trash)."""
+    raise MethodNotAllowed(headers={"Allow": "GET"})
+
+
 _ONE = {
     **problems(TaskNotFound),
     **sends(200, "ETag"),
     **conditional.documented(header_schema("ETag")),
 }
 _WRITE = {
-    **problems(TaskNotFound, TaskProjectNotFound, ParentNotFound, InvalidParent),
+    **problems(TaskNotFound, TaskProjectNotFound, ParentNotFound, InvalidParent, *_DUE_ERRORS),
     **sends(200, "ETag"),
 }
 
@@ -204,7 +239,7 @@ async def get_task(
 @router.put("/{task_id}", response_model=TaskPublic, responses=_WRITE)
 async def replace_task(
     task_id: uuid.UUID,
-    data: TaskCreate,
+    data: TaskReplace,
     db: DatabaseDep,
     user: CurrentPrincipal,
     precondition: Precondition,

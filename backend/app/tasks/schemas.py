@@ -1,7 +1,7 @@
 """Task request and response bodies, the list's query parameters, and If-Match."""
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.conditional import IfMatch as IfMatch  # re-exported (tasks, tests)
 from app.core.sanitize import forbidden_character
@@ -31,6 +32,8 @@ from app.core.schemas import (
     as_utc,
 )
 from app.tags.schemas import TagName
+from app.tasks import recurrence
+from app.tasks.exceptions import InvalidRecurrence, InvalidTimeZone, RecurrenceNeedsDue
 from app.tasks.models import Priority
 
 MAX_TAGS = 20
@@ -47,6 +50,63 @@ Description = Annotated[PlainText, Field(max_length=1000)]
 TagList = Annotated[list[TagName], Field(max_length=MAX_TAGS)]
 
 
+def _time_zone(value: str) -> str:
+    try:
+        return recurrence.check_time_zone(value)
+    except ValueError as exc:
+        raise PydanticCustomError(InvalidTimeZone.code, str(exc)) from None
+
+
+def _recurrence(value: str) -> str:
+    try:
+        return recurrence.check(value)
+    except ValueError as exc:
+        raise PydanticCustomError(InvalidRecurrence.code, str(exc)) from None
+
+
+# The first and last instants whose date is a valid date in every zone (±14 hours),
+# and never 9999-12-31: date.max, which asyncpg stores as PostgreSQL's `infinity`.
+_EARLIEST_DUE = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST_DUE = datetime(9999, 12, 29, tzinfo=UTC)
+
+
+def _due_at(value: datetime) -> datetime:
+    try:
+        moment = as_utc(value)
+    except OverflowError:
+        raise ValueError("Timestamp out of range") from None
+    if not _EARLIEST_DUE <= moment <= _LATEST_DUE:
+        raise ValueError("Timestamp out of range")
+    return moment
+
+
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(_time_zone),
+    WithJsonSchema({"type": "string", "maxLength": 64, "examples": ["Europe/Paris"]}),
+]
+# The length is checked by the rule's parser, so that a rule too long is 422
+# invalid_recurrence, as the contract says, not a generic string_too_long.
+Recurrence = Annotated[
+    str,
+    Field(json_schema_extra={"maxLength": recurrence.MAX_LENGTH}),
+    AfterValidator(_recurrence),
+]
+DueAt = Annotated[IsoDateTime, AfterValidator(_due_at)]
+_TIME_ZONE_DOC = "An IANA time zone name (e.g. Europe/Paris); none: UTC"
+_DUE_AT_DOC = "The due instant (RFC 3339, any offset; answered in UTC). Not with due_date"
+_RECURRENCE_DOC = (
+    "An RFC 5545 RRULE: FREQ=DAILY|WEEKLY|MONTHLY|YEARLY with INTERVAL, BYDAY, "
+    "BYMONTHDAY, BYMONTH, COUNT or UNTIL; needs a due_date or due_at"
+)
+
+
+def _one_due(model: Any) -> Any:
+    if model.due_date is not None and model.due_at is not None:
+        raise ValueError("Send either due_date (a day) or due_at (an instant), not both")
+    return model
+
+
 class TaskCreate(InputModel):
     """The body of POST and PUT (where omitted fields return to these defaults)."""
 
@@ -54,6 +114,9 @@ class TaskCreate(InputModel):
     description: Description | None = None
     priority: Priority = Priority.MEDIUM
     due_date: IsoDate | None = None
+    due_at: DueAt | None = Field(default=None, description=_DUE_AT_DOC)
+    time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE_DOC)
+    recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE_DOC)
     project_id: uuid.UUID | None = None
     tags: TagList = Field(default_factory=list)
     parent_id: uuid.UUID | None = Field(
@@ -61,6 +124,27 @@ class TaskCreate(InputModel):
         description="Another of the user's tasks (this one becomes its subtask, in its "
         "project), or null: a top-level task",
     )
+
+    @model_validator(mode="after")
+    def _due(self) -> "TaskCreate":
+        _one_due(self)
+        if self.recurrence is not None and self.due_date is None and self.due_at is None:
+            raise PydanticCustomError(RecurrenceNeedsDue.code, RecurrenceNeedsDue.detail)
+        return self
+
+
+class TaskReplace(TaskCreate):
+    """The body of PUT: POST's, and `completed` (omitted: unchanged; completing a
+    recurring task moves it to its next occurrence)."""
+
+    completed: Annotated[StrictBool | None, NotNull] = None
+
+    @field_validator("completed")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("This field cannot be null")
+        return value
 
 
 class TaskUpdate(InputModel):
@@ -72,10 +156,17 @@ class TaskUpdate(InputModel):
     description: Description | None = None
     priority: Annotated[Priority | None, NotNull] = None
     due_date: IsoDate | None = None
+    due_at: DueAt | None = Field(default=None, description=_DUE_AT_DOC)
+    time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE_DOC)
+    recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE_DOC)
     project_id: uuid.UUID | None = None
     tags: Annotated[TagList | None, NotNull] = None
     completed: Annotated[StrictBool | None, NotNull] = None
     parent_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _due(self) -> "TaskUpdate":
+        return _one_due(self)  # type: ignore[no-any-return]
 
     @field_validator("title", "priority", "tags", "completed")
     @classmethod
@@ -98,7 +189,11 @@ class TaskPublic(BaseModel):
     completed: bool
     completed_at: Timestamp | None
     priority: Priority
-    due_date: date | None
+    due_date: date | None = Field(description="The due day; for a timed task, its local date")
+    due_at: Timestamp | None
+    time_zone: str | None
+    recurrence: str | None
+    last_completed_at: Timestamp | None
     project_id: uuid.UUID | None
     tags: list[str]
     created_at: Timestamp
@@ -282,3 +377,11 @@ class TaskQuery(BaseModel):
     @property
     def tag_names(self) -> list[str]:
         return [*self.tags, *self.tags_brackets]
+
+
+class StatsQuery(BaseModel):
+    """GET /tasks/stats query parameters."""
+
+    time_zone: TimeZoneName | None = Field(
+        default=None, description='Whose "today" counts (an IANA name); default UTC'
+    )

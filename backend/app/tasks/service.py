@@ -10,7 +10,7 @@ When a write matched no row, one more read tells 404 from 412 from a missing pro
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -21,15 +21,17 @@ from app.core.errors import ServiceUnavailable
 from app.core.ids import uuid7
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, statements, trash, tree
+from app.tasks import idempotency, recurring, statements, trash, tree
 from app.tasks.exceptions import (
     ParentNotFound,
     PreconditionFailed,
+    RecurrenceNeedsDue,
     TaskNotFound,
     TaskProjectNotFound,
 )
 from app.tasks.models import search_text
-from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskUpdate
+from app.tasks.schemas import IfMatch, TaskCreate, TaskPublic, TaskReplace, TaskUpdate
+from app.tasks.types import TaskJson as TaskJson  # re-exported (router)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +42,6 @@ class CreatedTask:
     version: int
     body: bytes
     replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TaskJson:
-    """A task as the database rendered it: its version (the ETag) and JSON body."""
-
-    version: int
-    body: bytes
 
 
 async def get_task(db: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> TaskJson:
@@ -119,14 +113,14 @@ async def _insert_row(db: Database, conn: Connection, row: "NewRow") -> TaskPubl
             found = await db.fetch_row(conn, statements.CREATE.sql, *statements.CREATE.args(params))
         except asyncpg.ForeignKeyViolationError as exc:
             raise _gone(exc) from None
-        project_ok, created, names, position = found
+        project_ok, created, names, position, due_date = found
         if not project_ok:
             raise TaskProjectNotFound()
         if created:
             break
     else:  # pragma: no cover - tags deleted and re-created under us, three times over
         raise ServiceUnavailable(headers={"Retry-After": "1"})
-    return row.public(names, position)
+    return row.public(names, position, due_date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +133,15 @@ class NewRow:
     body: dict[str, Any]
     params: dict[str, Any]
 
-    def public(self, tag_names: list[str], position: str) -> TaskPublic:
+    def public(self, tag_names: list[str], position: str, due_date: date | None) -> TaskPublic:
+        """The new task; `due_date` as the statement stored it (a timed task's local
+        date, which only the database computes)."""
         return TaskPublic(
-            **self.body,
+            **(self.body | {"due_date": due_date}),
             id=self.id,
             completed=False,
             completed_at=None,
+            last_completed_at=None,
             tags=tag_names,
             created_at=self.now,
             updated_at=self.now,
@@ -157,7 +154,7 @@ def new_row(user_id: uuid.UUID, data: TaskCreate, now: datetime) -> NewRow:
     task_id = uuid7()
     spellings = links.unique_by_key(data.tags)
     keys = sorted(spellings)
-    body = data.model_dump(include=set(statements.BODY_COLUMNS))
+    body = statements.one_due(data.model_dump(include=set(statements.BODY_COLUMNS)))
     params = statements.encode(body) | {
         "task_id": task_id,
         "user_id": user_id,
@@ -196,11 +193,13 @@ async def replace_task(
     db: Database,
     user_id: uuid.UUID,
     task_id: uuid.UUID,
-    data: TaskCreate,
+    data: TaskReplace,
     precondition: IfMatch | None,
 ) -> TaskJson:
-    """PUT: every field from the body; omitted ones return to their defaults."""
-    return await _write(db, user_id, task_id, data.model_dump(), precondition)
+    """PUT: every field from the body; omitted ones return to their defaults, but an
+    omitted `completed` leaves the state as it is."""
+    changes = data.model_dump(exclude={"completed"} if data.completed is None else set())
+    return await _write(db, user_id, task_id, changes, precondition)
 
 
 async def set_completion(
@@ -247,6 +246,7 @@ async def write_on(
     following a new project (`parent_id`, `project_id`: tree.py), the open subtasks
     completed with their parent."""
     tags: list[str] | None = changes.pop("tags", None)
+    statements.one_due(changes)
     reshapes = "parent_id" in changes or "project_id" in changes
     completes = changes.get("completed") is True or statements.TOGGLE in changes
     now = utcnow()
@@ -295,12 +295,21 @@ async def _update(
         params["versions"] = sorted(precondition.versions)
     try:
         row = await conn.fetchrow(statement.sql, *statement.args(params))
+        if row is None:
+            await _why_not_written(conn, user_id, task_id, precondition)
+            if not _completes(changes):
+                raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+            # A recurring task to complete by its rule (or a missing project).
+            return await recurring.complete(conn, user_id, task_id, changes, None, precondition)
     except asyncpg.ForeignKeyViolationError as exc:
         raise _gone(exc) from None
-    if row is None:
-        await _why_not_written(conn, user_id, task_id, precondition)
-        raise TaskProjectNotFound() if "project_id" in changes else PreconditionFailed()
+    except asyncpg.CheckViolationError:
+        raise RecurrenceNeedsDue() from None
     return TaskJson(row[0], row[1].encode())
+
+
+def _completes(changes: dict[str, Any]) -> bool:
+    return statements.TOGGLE in changes or changes.get("completed") is True
 
 
 async def _why_not_written(

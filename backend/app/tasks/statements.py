@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Date,
+    DateTime,
     Integer,
     Text,
     Uuid,
@@ -52,7 +54,13 @@ _RESULT = (_task.version, cast(task_json(_task), Text))
 # The body's fields that are columns of the same name (POST, PUT, PATCH): adding a
 # field to the task means adding it here (and to the model, its migration and the
 # schemas); create, replace and update all write it from this list.
-BODY_COLUMNS = ("title", "description", "priority", "due_date", "project_id", "parent_id")
+BODY_COLUMNS = (
+    "title", "description", "priority", "due_date", "due_at", "time_zone", "recurrence",
+    "project_id", "parent_id",
+)  # fmt: skip
+# Set by a recurring task's completion (service): the next occurrence keeps the series'
+# start, and the completion's time is recorded.
+RECURRING_COLUMNS = ("recurrence_anchor", "last_completed_at")
 # What a write may also set: `completed` (PATCH, /complete), or TOGGLE (flip it).
 TOGGLE = "toggle"
 # And REPOSITION: a new position, last among its new siblings (parent or project changed).
@@ -76,6 +84,51 @@ def encode(values: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def one_due(changes: dict[str, Any]) -> dict[str, Any]:
+    """A due instant replaces the due day (the statement derives the day from it), a due
+    day (or a cleared instant) replaces the instant: after this, a change of either
+    names both."""
+    if changes.get("due_at") is not None:
+        changes["due_date"] = None
+    elif "due_date" in changes or "due_at" in changes:
+        changes["due_at"] = None
+        changes.setdefault("due_date", None)
+    return changes
+
+
+def _new(fields: frozenset[str], name: str) -> Any:
+    """The value a write leaves in this column: the parameter when it sets it."""
+    return bindparam(name, type_=_task[name].type) if name in fields else _task[name]
+
+
+def local_date(due_at: Any, time_zone: Any) -> Any:
+    """The date of an instant in a zone (NULL: UTC), by PostgreSQL's zone database."""
+    return cast(func.timezone(func.coalesce(time_zone, "UTC"), due_at), Date)
+
+
+def _due(fields: frozenset[str]) -> dict[str, Any]:
+    """due_date (a timed task's local date, recomputed when the instant or the zone
+    changes) and the series' start (reset when the client sets any of due, zone or
+    rule; a recurring completion sets it itself)."""
+    values: dict[str, Any] = {}
+    due_at, time_zone = _new(fields, "due_at"), _new(fields, "time_zone")
+    due_date = _new(fields, "due_date")
+    if fields & {"due_at", "time_zone"}:
+        due_date = case((due_at.is_(None), due_date), else_=local_date(due_at, time_zone))
+        values["due_date"] = due_date
+    if "recurrence_anchor" not in fields and fields & {
+        "due_date",
+        "due_at",
+        "time_zone",
+        "recurrence",
+    }:
+        values["recurrence_anchor"] = case(
+            (due_at.is_(None), cast(due_date, DateTime)),
+            else_=func.timezone(func.coalesce(time_zone, "UTC"), due_at),
+        )
+    return values
+
+
 @lru_cache(maxsize=1)
 def get_statement() -> CompiledStatement:
     return compile_statement(
@@ -97,6 +150,11 @@ def by_ids_statement() -> CompiledStatement:
 
 
 VERSION_OF = "SELECT version FROM task WHERE id = $1 AND user_id = $2"
+# A recurring task's due and rule, locked until its completion commits.
+RECURRING_ROW = """
+SELECT version, completed, recurrence, due_date, due_at, time_zone, recurrence_anchor
+FROM task WHERE id = $1 AND user_id = $2 FOR UPDATE
+"""
 
 
 def _create_statement() -> CompiledStatement:
@@ -108,7 +166,12 @@ def _create_statement() -> CompiledStatement:
     names = ["task_id", "user_id", "now", "tag_ids", "tag_names", "tag_keys"]
     names += [*BODY_COLUMNS, "title_key", "search_text"]
     p = {name: f"${number}" for number, name in enumerate(names, 1)}
-    columns = [*BODY_COLUMNS, "title_key", "search_text"]
+    # A timed task's due_date is its local date; the series starts at the due.
+    zone = f"coalesce({p['time_zone']}::varchar, 'UTC')"
+    local = f"timezone({zone}, {p['due_at']}::timestamptz)"
+    p["due_date"] = f"coalesce({p['due_date']}::date, {local}::date)"
+    p["recurrence_anchor"] = f"coalesce({local}, {p['due_date']}::timestamp)"
+    columns = [*BODY_COLUMNS, "recurrence_anchor", "title_key", "search_text"]
     values = ", ".join(p[name] for name in columns)
     sql = f"""
 WITH ok AS (
@@ -120,13 +183,13 @@ new_task AS (
                       completed, created_at, updated_at, version, position)
     SELECT $1, $2, {values}, false, $3, $3, 1, {NEW_POSITION.format("$1")} FROM ok
     WHERE ok.project AND (SELECT count(*) FROM found) = cardinality($6::varchar[])
-    RETURNING id, position
+    RETURNING id, position, due_date
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id) SELECT new_task.id, found.id FROM new_task, found
 )
 SELECT (SELECT project FROM ok), EXISTS (SELECT FROM new_task),
        array(SELECT name FROM found ORDER BY name_key COLLATE "C"),
-       (SELECT position FROM new_task)
+       (SELECT position FROM new_task), (SELECT due_date FROM new_task)
 """
     return CompiledStatement(sql, tuple(names), {})
 
@@ -159,6 +222,11 @@ def _create_many_statement() -> str:
     arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(types, 3))
     tags = len(MANY_COLUMNS) + 3  # the flattened tags' four arrays follow
     t = {name: f"${n}" for n, name in enumerate(("n", "id", "name", "key"), tags)}
+    # As CREATE: a timed task's due_date is its local date; the series starts at the due.
+    local = "timezone(coalesce(i.time_zone, 'UTC'), i.due_at)"
+    derived = {"due_date": f"coalesce(i.due_date, {local}::date)"}
+    values = [derived.get(c, f"i.{c}") for c in MANY_COLUMNS]
+    values.append(f"coalesce({local}, {derived['due_date']}::timestamp)")
     return f"""
 WITH item AS (
     SELECT * FROM unnest({arrays})
@@ -192,12 +260,12 @@ WITH item AS (
         WHERE t.n = ok.n AND NOT EXISTS (SELECT 1 FROM found f WHERE f.name_key = t.name_key)
     )
 ), new_task AS (
-    INSERT INTO task (user_id, {", ".join(MANY_COLUMNS)},
+    INSERT INTO task (user_id, {", ".join(MANY_COLUMNS)}, recurrence_anchor,
                       completed, created_at, updated_at, version, position)
-    SELECT $1, {", ".join(f"i.{c}" for c in MANY_COLUMNS)}, false, $2, $2, 1,
+    SELECT $1, {", ".join(values)}, false, $2, $2, 1,
            {NEW_POSITION.format("i.id")}
     FROM item i JOIN ready USING (n) ORDER BY i.n
-    RETURNING id, position
+    RETURNING id, position, due_date
 ), linked AS (
     INSERT INTO task_tag (task_id, tag_id)
     SELECT i.id, f.id FROM item i JOIN new_task nt ON nt.id = i.id
@@ -206,7 +274,8 @@ WITH item AS (
 SELECT ok.n, ok.project, EXISTS (SELECT FROM ready WHERE ready.n = ok.n),
        array(SELECT f.name FROM item_tag t JOIN found f ON f.name_key = t.name_key
              WHERE t.n = ok.n ORDER BY f.name_key COLLATE "C"),
-       (SELECT nt.position FROM item i JOIN new_task nt ON nt.id = i.id WHERE i.n = ok.n)
+       (SELECT nt.position FROM item i JOIN new_task nt ON nt.id = i.id WHERE i.n = ok.n),
+       (SELECT nt.due_date FROM item i JOIN new_task nt ON nt.id = i.id WHERE i.n = ok.n)
 FROM ok ORDER BY ok.n
 """
 
@@ -246,13 +315,26 @@ def _completion(fields: frozenset[str]) -> dict[str, Any]:
             (_task.completed == true(), _task.completed_at),
             else_=bindparam("now"),
         ),
+        "last_completed_at": case(
+            (and_(completed == true(), _task.completed == false()), bindparam("now")),
+            else_=_task.last_completed_at,
+        ),
     }
+
+
+def _completing(fields: frozenset[str]) -> Any:
+    """Whether the write completes a pending task (True/False as SQL)."""
+    if TOGGLE in fields:
+        return _task.completed == false()
+    completed = bindparam("completed", type_=_task.completed.type)
+    return and_(completed == true(), _task.completed == false())
 
 
 def _values(fields: frozenset[str]) -> dict[str, Any]:
     values: dict[str, Any] = {"version": _task.version + 1, "updated_at": bindparam("now")}
-    for name in fields & set(BODY_COLUMNS):
+    for name in fields & {*BODY_COLUMNS, *RECURRING_COLUMNS}:
         values[name] = bindparam(name, type_=_task[name].type)
+    values.update(_due(fields))
     if "title" in fields:
         values["title_key"] = bindparam("title_key", type_=Text)
     if "title" in fields or "description" in fields:
@@ -265,10 +347,18 @@ def _values(fields: frozenset[str]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def write_statement(fields: frozenset[str], versions: bool) -> CompiledStatement:
+def write_statement(
+    fields: frozenset[str], versions: bool, recurring: bool = False
+) -> CompiledStatement:
     """The UPDATE for this set of fields (values are parameters of the same name),
-    checking If-Match versions when asked, and the project's owner when it is set."""
+    checking If-Match versions when asked, and the project's owner when it is set.
+
+    A write that may complete a task leaves a recurring one alone (no row: the service
+    then completes it by its rule, `recurring`, with the row locked)."""
     conditions = [_task.id == bindparam("task_id"), _task.user_id == bindparam("user_id")]
+    if not recurring and ("completed" in fields or TOGGLE in fields):
+        rule = _new(fields, "recurrence")  # the rule the write leaves
+        conditions.append(or_(rule.is_(None), not_(_completing(fields))))
     if versions:
         conditions.append(_task.version == any_(bindparam("versions", type_=ARRAY(Integer))))
     if "project_id" in fields:

@@ -376,3 +376,19 @@ class TestRetention:
             assert await service.purge(conn, retention_days=30) == 1
             keys = {r[0] for r in await conn.fetch("SELECT key FROM sync_change")}
         assert keys == {recent["id"]}
+
+
+class TestDueTimesAndRecurrence:
+    async def test_a_recurring_completion_comes_as_a_change_with_its_new_due(
+        self, client: httpx.AsyncClient, user: UserHandle, task_factory: TaskFactory
+    ) -> None:
+        task = await task_factory(
+            due_at="2026-12-01T09:00:00+01:00", time_zone="Europe/Paris", recurrence="FREQ=DAILY"
+        )
+        first = await sync(client, user)
+        assert first["tasks"] == [task]
+        moved = await client.patch(f"{TASKS}/{task['id']}/complete", headers=user.headers)
+        body = await sync(client, user, first["cursor"])
+        assert body["tasks"] == [moved.json()]
+        assert body["tasks"][0]["due_at"] == "2026-12-02T08:00:00.000000Z"
+        assert body["tasks"][0]["completed"] is False

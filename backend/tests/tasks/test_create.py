@@ -16,7 +16,8 @@ class TestCreateTask:
         task = response.json()
         assert set(task) == {
             "id", "title", "description", "completed", "completed_at", "priority",
-            "due_date", "project_id", "tags", "created_at", "updated_at", "version",
+            "due_date", "due_at", "time_zone", "recurrence", "last_completed_at",
+            "project_id", "tags", "created_at", "updated_at", "version",
             "parent_id", "position",
         }  # fmt: skip
         assert uuid.UUID(task["id"])

@@ -575,7 +575,12 @@ class TestCodec:
             (SortBy.CREATED_AT, '"2026-01-02T03:04:05.000006Z"',
              datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)),
             (SortBy.DUE_DATE, "null", None),
-            (SortBy.DUE_DATE, '"2026-02-28"', date(2026, 2, 28)),
+            # before migration 0010 a due-date cursor carried the day alone
+            (SortBy.DUE_DATE, '"2026-02-28"', (date(2026, 2, 28), None)),
+            (SortBy.DUE_DATE, '["2026-02-28", null]', (date(2026, 2, 28), None)),
+            (SortBy.DUE_DATE, "[null, null]", None),
+            (SortBy.DUE_DATE, '["2026-02-28", "2026-02-28T09:00:00.000000Z"]',
+             (date(2026, 2, 28), datetime(2026, 2, 28, 9, tzinfo=UTC))),
             (SortBy.PRIORITY, "2", 2),
             (SortBy.TITLE, '"stra\\"sse | ü"', 'stra"sse | ü'),
         ],

@@ -146,11 +146,9 @@ class TestErrorCodes:
         assert _codes(responses["404"]) == ["not_found", "task_not_found"]
         responses = _operations(openapi)["tasks-create"][2]["responses"]
         assert _codes(responses["422"]) == [
-            "invalid_parent",
-            "parent_not_found",
-            "project_not_found",
-            "validation_error",
-        ]
+            "invalid_parent", "invalid_recurrence", "invalid_time_zone", "parent_not_found",
+            "project_not_found", "recurrence_needs_due", "validation_error",
+        ]  # fmt: skip
         assert _codes(responses["400"]) == ["malformed_json"]
         assert _codes(responses["415"]) == ["unsupported_media_type"]
         assert _codes(responses["413"]) == ["payload_too_large"]
