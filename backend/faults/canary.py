@@ -11,7 +11,7 @@ from faults.load import Attempt, sign_up
 
 _COPIED = (
     "user_id, project_id, title, title_key, description, search_text, completed, "
-    "completed_at, priority, due_date, created_at, updated_at, version"
+    "completed_at, priority, due_date, created_at, updated_at, version, position"
 )
 
 

@@ -96,7 +96,7 @@ FROM task AS t
 LEFT JOIN task_tag AS tt ON tt.task_id = t.id
 LEFT JOIN tag AS g ON g.id = tt.tag_id
 WHERE t.user_id = ANY($1)
-GROUP BY t.id
+GROUP BY t.id, t.title, t.project_id, t.version  -- a view: no functional dependency
 """
 _DANGLING_LINKS = """
 SELECT count(*) FROM task_tag AS tt

@@ -38,9 +38,11 @@ WITH RECURSIVE sub(id) AS (
 UPDATE task SET deleted_at = $4 WHERE id IN (SELECT id FROM sub) RETURNING id
 """
 
+# Locked: a permanent deletion of it (or of a trashed ancestor, by cascade) racing the
+# restore waits for it, or, committed first, leaves nothing to restore (404).
 _TRASHED = (
     "SELECT parent_id, project_id, deleted_at FROM task_row "
-    "WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL"
+    "WHERE id = $1 AND user_id = $2 AND deleted_at IS NOT NULL FOR UPDATE"
 )
 # What was trashed with $1 (stamped $2): its ids and how deep the subtree goes.
 _TRASHED_WITH = """
@@ -116,9 +118,10 @@ async def restore(db: Database, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple
         moved = (parent_id, project_id) != (trashed["parent_id"], trashed["project_id"])
         await conn.execute(_RESTORE, ids, task_id, parent_id, project_id, utcnow(), moved)
         get = statements.get_statement()
-        version, body = await conn.fetchrow(
-            get.sql, *get.args({"task_id": task_id, "user_id": user_id})
-        )
+        restored = await conn.fetchrow(get.sql, *get.args({"task_id": task_id, "user_id": user_id}))
+        if restored is None:  # pragma: no cover - the lock above keeps it; never a 500
+            raise TaskNotFound()
+        version, body = restored
     return version, body.encode()
 
 

@@ -112,13 +112,42 @@ class Writers:
         projects = await self._ids(PROJECTS)
         op = rng.choice(
             ["create"] * 4 + ["patch"] * 4 + ["complete", "delete", "move", "rename_tag",
-             "delete_tag", "project", "rename_project", "delete_project", "slow"]
+             "delete_tag", "project", "rename_project", "delete_project", "slow", "restore",
+             "reorder", "parent", "bulk", "purge"]
         )  # fmt: skip
         if op == "create" or not tasks:
             body: dict[str, Any] = {"title": f"t{rng.random():.6f}", "tags": rng.sample(tags, 2)}
             if projects and rng.random() < 0.5:
                 body["project_id"] = rng.choice(projects)
+            if rng.random() < 0.3:  # completing it moves its due day, not its state
+                body |= {"due_at": "2026-03-28T09:00:00+01:00", "time_zone": "Europe/Paris",
+                         "recurrence": "FREQ=DAILY;COUNT=3"}  # fmt: skip
             await self._send("POST", TASKS, json=body)
+        elif op == "restore":
+            trashed = await self._ids(f"{TASKS}/trash")
+            if trashed:
+                await self._send("POST", f"{TASKS}/{rng.choice(trashed)}/restore")
+        elif op == "purge":
+            trashed = await self._ids(f"{TASKS}/trash")
+            target = rng.choice(trashed or tasks)
+            await self._send("DELETE", f"{TASKS}/{target}", params={"permanent": "true"})
+        elif op == "reorder":  # another task as the anchor: a sibling, or 422 invalid_position
+            moved, anchor = rng.choice(tasks), rng.choice(tasks)
+            side = rng.choice(["before", "after"])
+            await self._send("POST", f"{TASKS}/{moved}/move", json={side: anchor})
+        elif op == "parent":  # a subtask, or back to the top (422 on a cycle or depth)
+            parent = rng.choice([*tasks, None])
+            await self._send("PATCH", f"{TASKS}/{rng.choice(tasks)}", json={"parent_id": parent})
+        elif op == "bulk":
+            operations = [
+                {"op": "create", "ref": "a", "data": {"title": "b1", "tags": rng.sample(tags, 1)}},
+                {"op": "create", "ref": "b", "data": {"title": "b2", "parent_id": "a"}},
+                {"op": "update", "id": rng.choice(tasks), "data": {"tags": rng.sample(tags, 2)}},
+                {"op": "complete", "id": rng.choice(tasks)},
+                {"op": "delete", "id": rng.choice([*tasks, "b"])},
+            ]
+            body = {"operations": operations, "atomic": rng.random() < 0.5}
+            await self._send("POST", f"{TASKS}/bulk", json=body)
         elif op == "patch":
             change = rng.choice(
                 [{"title": f"p{rng.random():.6f}"}, {"tags": rng.sample(tags, rng.randint(0, 3))},

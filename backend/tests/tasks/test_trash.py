@@ -1,6 +1,8 @@
 """The trash: DELETE /tasks/{id} trashes, GET /tasks/trash, POST /tasks/{id}/restore,
 DELETE /tasks/{id}?permanent=true, and the purge."""
 
+import asyncio
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -189,6 +191,28 @@ class TestRestore:
         assert response.status_code == 204
         restored = (await restore(client, user, task["id"])).json()
         assert restored["project_id"] is None
+
+
+class TestRestoreRacingAPermanentDeletion:
+    async def test_a_deletion_committed_while_the_restore_waits_is_404(
+        self, app: FastAPI, client, user: UserHandle
+    ) -> None:
+        """A permanent deletion in flight (row deleted, not committed) when the restore
+        reads the task: the restore waits for it, then finds nothing, 404. (Read without
+        a lock, it restored a row already gone and failed on its own answer: a 500, found
+        by the randomized sync test.)"""
+        from tests.tags.test_tags import _wait_for_a_lock_wait
+
+        task = await create_task(client, user)
+        await delete(client, user, task["id"])
+        async with app.state.database.connection() as deleter, deleter.transaction():
+            await deleter.execute("DELETE FROM task_row WHERE id = $1", uuid.UUID(task["id"]))
+            pending = asyncio.create_task(restore(client, user, task["id"]))
+            await _wait_for_a_lock_wait(app)
+        response = await pending
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "task_not_found"
+        assert await trash_ids(client, user) == []
 
 
 class TestPermanent:
