@@ -308,7 +308,9 @@ class Database:
             except _TIMED_OUT as exc:
                 raise DatabaseTimeout() from exc
             except _CONFLICTED as exc:
-                logger.warning("transaction cancelled by the database: %r", exc)
+                # The detail names processes, lock kinds and relation oids, never values.
+                detail = getattr(exc, "detail", None)
+                logger.warning("transaction cancelled by the database: %r (%s)", exc, detail)
                 raise DatabaseConflict() from exc
             except _BROKEN as exc:
                 # A connection the server ended (or one left mid-protocol by it) must

@@ -32,7 +32,7 @@ from app.core.errors import AppError, ValidationFailed
 from app.core.handlers import field_error, problem_body, validation_class
 from app.core.schemas import utcnow
 from app.tags import links
-from app.tasks import idempotency, order, service, statements
+from app.tasks import idempotency, order, service, statements, tree
 from app.tasks.bulk_schemas import (
     BulkRequest,
     CompleteOperation,
@@ -115,6 +115,13 @@ async def run_bulk(
             stored = await idempotency.claim(conn, user_id, key, _hash(request))
             if stored is not None:
                 return BulkAnswer(stored.encode(), replayed=True)
+        if not all(_in_a_run(op) for op in operations):
+            # One transaction holds each operation's rows to its end, and a reshaping
+            # operation (a subtask, a parent or project, a move, a trash) takes the tree
+            # lock: taken first, as every single route takes it before its rows, so a
+            # later operation never waits for it holding an earlier one's rows (which a
+            # single reshaping write waiting for those rows would make a deadlock).
+            await tree.lock(conn, user_id)
         outcomes = await _run(db, conn, user_id, operations)
         if request.atomic and any(o.error is not None for o in outcomes):
             raise BulkAborted(_aborted(outcomes))  # rolls back, the key's claim too

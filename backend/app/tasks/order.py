@@ -27,7 +27,13 @@ from app.tasks.schemas import TaskMove
 
 MAX_KEY = 64
 
-_SELF = "SELECT parent_id, project_id, version FROM task WHERE id = $1 AND user_id = $2"
+# Locked (after the tree lock, the order of every reshaping write): nothing changes or
+# deletes it between this read and _MOVE, so a move without If-Match never fails on a
+# version it was not given.
+_SELF = (
+    "SELECT parent_id, project_id, version FROM task WHERE id = $1 AND user_id = $2 "
+    "FOR NO KEY UPDATE"
+)
 # A sibling ($1) of a task with parent $3 and project $4, not the task itself ($5).
 _SIBLINGS = (
     "user_id = $2 AND parent_id IS NOT DISTINCT FROM $3 "
@@ -107,8 +113,8 @@ async def move_on(
         if position is None or len(position) > MAX_KEY:
             position = await _renumber(conn, siblings, anchor_id, data.after is not None, now)
         moved = await conn.fetchval(_MOVE, task_id, user_id, position, now, versions)
-        if moved is None:  # changed since the read, by a write that takes no tree lock
-            raise PreconditionFailed()
+        if moved is None:  # pragma: no cover - the row is locked since _SELF
+            raise TaskNotFound()
         get = statements.get_statement()
         version, body = await conn.fetchrow(
             get.sql, *get.args({"task_id": task_id, "user_id": user_id})

@@ -150,3 +150,36 @@ class TestDelete:
         assert (await get_task(client, user, child_id)).status_code == 404
         response = await client.get("/api/v1/tasks/trash", headers=user.headers)
         assert response.json()["total"] == 2
+
+
+class TestTreeLockFirst:
+    async def test_a_transaction_takes_the_tree_lock_before_any_row(
+        self, app, client, user: UserHandle
+    ) -> None:
+        """An atomic bulk that updates a task, then trashes another (which takes the
+        tree lock), beside a reshaping write that holds the tree lock and then wants the
+        first task: the bulk waits for the lock before touching any row, so both
+        finish. (Taken at the trash, it held the first task: a deadlock, one side
+        cancelled after 1 s.)"""
+        import asyncio
+        import uuid
+
+        from app.tasks import tree
+        from tests.tags.test_tags import _wait_for_a_lock_wait
+
+        first, second = await create_task(client, user), await create_task(client, user)
+        operations = [
+            {"op": "update", "id": first["id"], "data": {"title": "renamed"}},
+            {"op": "delete", "id": second["id"]},
+        ]
+        async with app.state.database.connection() as writer, writer.transaction():
+            await writer.execute(tree.LOCK, uuid.UUID(user.id))
+            pending = asyncio.create_task(bulk(client, user, operations, atomic=True))
+            await _wait_for_a_lock_wait(app)
+            await writer.execute(
+                "UPDATE task SET version = version + 1 WHERE id = $1", uuid.UUID(first["id"])
+            )
+        body = await pending
+        assert statuses(body) == [200, 204]
+        after = (await get_task(client, user, first["id"])).json()
+        assert (after["title"], after["version"]) == ("renamed", first["version"] + 2)
