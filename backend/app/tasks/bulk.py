@@ -122,6 +122,12 @@ async def run_bulk(
             # later operation never waits for it holding an earlier one's rows (which a
             # single reshaping write waiting for those rows would make a deadlock).
             await tree.lock(conn, user_id)
+        named = _existing_ids(operations)
+        if named:
+            # And the tasks it names, in id order, the order of every write that locks
+            # many (a tag rename, a project deletion): in the operations' order, it
+            # could hold one of them waiting for another such a write holds.
+            await conn.execute(_LOCK_NAMED, user_id, named)
         outcomes = await _run(db, conn, user_id, operations)
         if request.atomic and any(o.error is not None for o in outcomes):
             raise BulkAborted(_aborted(outcomes))  # rolls back, the key's claim too
@@ -129,6 +135,26 @@ async def run_bulk(
         if key is not None:
             await idempotency.store(conn, user_id, key, 200, body.decode())
     return BulkAnswer(body)
+
+
+_LOCK_NAMED = """
+SELECT id FROM task WHERE user_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE
+"""
+
+
+def _existing_ids(operations: Sequence[Any]) -> list[uuid.UUID]:
+    """The ids of existing tasks the operations name as `id` (not an earlier create's
+    ref), sorted."""
+    refs = {op.ref for op in operations if isinstance(op, CreateOperation) and op.ref}
+    named: set[uuid.UUID] = set()
+    for op in operations:
+        value = getattr(op, "id", None)
+        if isinstance(value, str) and value not in refs:
+            try:
+                named.add(uuid.UUID(value))
+            except ValueError:  # a ref of no create: the operation fails on its own
+                continue
+    return sorted(named)
 
 
 def _hash(request: BulkRequest) -> str:

@@ -183,3 +183,32 @@ class TestTreeLockFirst:
         assert statuses(body) == [200, 204]
         after = (await get_task(client, user, first["id"])).json()
         assert (after["title"], after["version"]) == ("renamed", first["version"] + 2)
+
+    async def test_the_tasks_it_names_are_locked_in_id_order(
+        self, app, client, user: UserHandle
+    ) -> None:
+        """An atomic bulk naming two tasks in descending id order, beside a write that
+        locks both in id order (a tag rename, a project deletion): the bulk locks them
+        in id order up front, so the two queue instead of deadlocking. (In the
+        operations' order it held the second waiting for the first: seen in the
+        randomized sync test, one side cancelled after 1 s.)"""
+        import asyncio
+        import uuid
+
+        from tests.tags.test_tags import _wait_for_a_lock_wait
+
+        low, high = await create_task(client, user), await create_task(client, user)
+        assert uuid.UUID(low["id"]) < uuid.UUID(high["id"])  # UUIDv7: creation order
+        operations = [
+            {"op": "update", "id": high["id"], "data": {"title": "high"}},
+            {"op": "complete", "id": low["id"]},
+        ]
+        lock = "SELECT 1 FROM task WHERE id = $1 FOR NO KEY UPDATE"
+        async with app.state.database.connection() as writer, writer.transaction():
+            await writer.execute(lock, uuid.UUID(low["id"]))
+            pending = asyncio.create_task(bulk(client, user, operations, atomic=True))
+            await _wait_for_a_lock_wait(app)
+            await writer.execute(lock, uuid.UUID(high["id"]))
+        body = await pending
+        assert statuses(body) == [200, 200]
+        assert (await get_task(client, user, low["id"])).json()["completed"] is True
