@@ -79,7 +79,7 @@ class BulkAnswer:
 
 def resolve(op: Any, refs: Refs) -> Resolved:
     """The ids an operation names: a ref of an earlier create is its new id (a failed
-    create's ref: 424 ref_not_created); anything else is a UUID (the request's
+    create's ref: 404 ref_not_created); anything else is a UUID (the request's
     validation made sure). The one place refs are read: `id`, `data.parent_id`, and a
     move's `before` / `after`."""
 

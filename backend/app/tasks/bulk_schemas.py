@@ -293,8 +293,9 @@ class OperationResult(BaseModel):
         default=None, description="The task's id (a new one for a create)"
     )
     status: int = Field(
-        description="201 created, 200 changed, 204 deleted; failed: 404, 409, 412, 422, "
-        "or 424 (its ref's create failed; in an aborted atomic request: not applied)"
+        description="201 created, 200 changed, 204 deleted; failed: 404 (also "
+        "`ref_not_created`: its ref's create failed), 409, 412, 422; 424 in an aborted "
+        "atomic request: not applied"
     )
     task: Annotated[TaskPublic | None, NotNull] = None
     error: Annotated[Problem | None, NotNull] = Field(

@@ -139,9 +139,11 @@ class BulkAborted(Conflict):
 
 
 class RefNotCreated(AppError):
-    """A bulk operation names (by `ref`) a task whose create failed in the same request."""
+    """A bulk operation names (by `ref`) a task whose create failed in the same request:
+    404, like any task that does not exist (a failed operation's status is one of 404,
+    409, 412, 422 by contract), with a code of its own that says why."""
 
-    status_code = 424
+    status_code = 404
     code = "ref_not_created"
     detail = "The task this ref names was not created: its create operation failed"
 

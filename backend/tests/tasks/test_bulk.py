@@ -172,17 +172,17 @@ class TestRefs:
         assert body["results"][4]["id"] == body["results"][3]["id"]
         assert (await list_tasks(client, user))["total"] == 1
 
-    async def test_a_ref_of_a_failed_create_fails_with_424(self, client, user: UserHandle) -> None:
+    async def test_a_ref_of_a_failed_create_fails_with_404(self, client, user: UserHandle) -> None:
         body = await bulk(client, user, [
             create("a", ref="bad", project_id=MISSING_ID),
             {"op": "update", "id": "bad", "data": {"title": "x"}},
             {"op": "delete", "id": "bad"},
         ])  # fmt: skip
-        assert statuses(body) == [422, 424, 424]
+        assert statuses(body) == [422, 404, 404]
         assert body["results"][0]["ref"] == "bad"
         assert "id" not in body["results"][0]
         assert body["results"][1]["error"]["code"] == "ref_not_created"
-        assert body["results"][1]["error"]["status"] == 424
+        assert body["results"][1]["error"]["status"] == 404
 
     @pytest.mark.parametrize(
         ("operations", "field"),

@@ -63,7 +63,7 @@ class TestParentRefs:
                 create("z", parent_id="bad"),
             ],
         )
-        assert statuses(body) == [422, 422, 422, 424]
+        assert statuses(body) == [422, 422, 422, 404]
         codes = [r["error"]["code"] for r in body["results"]]
         assert codes == [
             "parent_not_found",
