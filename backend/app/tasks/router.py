@@ -180,9 +180,12 @@ async def task_stats(
     return Response(body, media_type="application/json")
 
 
-@router.api_route("/stats", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route(
+    "/stats", methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
 async def stats_other_methods() -> None:
-    """405, not the 422 of /{task_id} with "stats" for an id (as for /trash)."""
+    """405 with `Allow: GET`, not the 422 of /{task_id} with "stats" for an id, nor an
+    `Allow` naming /{task_id}'s methods (as for /trash)."""
     raise MethodNotAllowed(headers={"Allow": "GET"})
 
 
