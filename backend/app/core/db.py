@@ -72,6 +72,12 @@ class CompiledStatement:
         return [params[n] if n in params else constants[n] for n in self.names]
 
 
+def transaction_on(conn: Connection) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The caller's transaction when `conn` is already in one (a bulk request's: its
+    savepoint is the caller's to take), else a transaction of its own."""
+    return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
 def compile_statement(statement: Any) -> CompiledStatement:
     """Compile a SQLAlchemy statement (bindparams by name, no expanding ones) for asyncpg."""
     compiled = statement.compile(dialect=_DIALECT)

@@ -12,13 +12,12 @@ compute the same key. The second one waits, then reads the first one's position 
 goes between the two, so both succeed and every sibling keeps a distinct place.
 """
 
-import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
 
 from app.core.conditional import IfMatch
-from app.core.db import Connection, Database
+from app.core.db import Connection, Database, transaction_on
 from app.core.errors import PreconditionFailed
 from app.core.schemas import utcnow
 from app.tasks import positions, statements, tree
@@ -91,7 +90,7 @@ async def move_on(
     assert anchor_id is not None  # TaskMove: exactly one of the two
     field = "body.before" if data.before is not None else "body.after"
     versions = None if precondition is None or precondition.any else sorted(precondition.versions)
-    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+    async with transaction_on(conn):
         await tree.lock(conn, user_id)
         me = await conn.fetchrow(_SELF, task_id, user_id)
         if me is None:

@@ -7,7 +7,6 @@ of two racing writers with one If-Match, exactly one succeeds and the other gets
 When a write matched no row, one more read tells 404 from 412 from a missing project.
 """
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from app.auth.exceptions import InvalidToken
-from app.core.db import Connection, Database
+from app.core.db import Connection, Database, transaction_on
 from app.core.errors import ServiceUnavailable
 from app.core.ids import uuid7
 from app.core.schemas import utcnow
@@ -99,7 +98,7 @@ async def insert(
     row = new_row(user_id, data, utcnow())
     if row.body["parent_id"] is None:
         return await _insert_row(db, conn, row)
-    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+    async with transaction_on(conn):
         await tree.place_new(conn, user_id, row.body)
         row.params["project_id"] = row.body["project_id"]  # the parent's
         return await _insert_row(db, conn, row)
@@ -252,7 +251,7 @@ async def write_on(
     now = utcnow()
     if not (tags is not None or reshapes or completes):
         return await _update(conn, user_id, task_id, changes, precondition, now)
-    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+    async with transaction_on(conn):
         try:
             moved = reshapes and await tree.place(conn, user_id, task_id, changes)
             result = await _update(conn, user_id, task_id, changes, precondition, now)
@@ -337,7 +336,7 @@ async def delete_on(
     """The trashing on this connection, in the caller's transaction if any, else one of
     its own, under the tree lock: a concurrent write cannot hang a new subtask under a
     task being trashed."""
-    async with contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction():
+    async with transaction_on(conn):
         await tree.lock(conn, user_id)
         if not await trash.trash(conn, user_id, task_id, precondition, utcnow()):
             await _why_not_written(conn, user_id, task_id, precondition)
