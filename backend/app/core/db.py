@@ -78,6 +78,19 @@ def transaction_on(conn: Connection) -> contextlib.AbstractAsyncContextManager[A
     return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
 
 
+async def delete_in_batches(conn: Connection, sql: str, *args: Any, batch: int) -> int:
+    """Run a DELETE of at most `batch` rows (`sql`, its last parameter the batch size)
+    until one deletes fewer, so no statement holds many locks or runs long (the
+    periodic purges). How many rows went."""
+    total = 0
+    while True:
+        status = await conn.execute(sql, *args, batch)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
+
+
 def compile_statement(statement: Any) -> CompiledStatement:
     """Compile a SQLAlchemy statement (bindparams by name, no expanding ones) for asyncpg."""
     compiled = statement.compile(dialect=_DIALECT)

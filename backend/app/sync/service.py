@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from app.core.db import Connection, Database
+from app.core.db import Connection, Database, delete_in_batches
 from app.core.errors import SyncCursorExpired
 from app.core.schemas import utcnow
 from app.projects import service as projects_service
@@ -187,19 +187,14 @@ async def sync(
     return page
 
 
+_PURGE = (
+    "DELETE FROM sync_change WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM sync_change WHERE created_at < $1 LIMIT $2))"
+)
+
+
 async def purge(conn: Connection, retention_days: int) -> int:
     """Delete change log rows past the retention (+ PURGE_MARGIN), in batches so no
     statement holds many locks or runs long. How many went."""
     cutoff = utcnow() - timedelta(days=retention_days) - PURGE_MARGIN
-    total = 0
-    while True:
-        status = await conn.execute(
-            "DELETE FROM sync_change WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM sync_change WHERE created_at < $1 LIMIT $2))",
-            cutoff,
-            PURGE_BATCH,
-        )
-        deleted = int(status.split()[-1])
-        total += deleted
-        if deleted < PURGE_BATCH:
-            return total
+    return await delete_in_batches(conn, _PURGE, cutoff, batch=PURGE_BATCH)

@@ -14,7 +14,13 @@ from functools import lru_cache
 from sqlalchemy import Text, bindparam, cast, select
 
 from app.core.conditional import IfMatch
-from app.core.db import CompiledStatement, Connection, Database, compile_statement
+from app.core.db import (
+    CompiledStatement,
+    Connection,
+    Database,
+    compile_statement,
+    delete_in_batches,
+)
 from app.core.errors import PreconditionFailed
 from app.core.schemas import utcnow
 from app.tasks import statements, tree
@@ -162,10 +168,4 @@ async def purge(conn: Connection, retention_days: int) -> int:
     """Delete for good what has been in the trash longer than the retention, in
     batches (a trashed subtree goes with its root). How many went."""
     cutoff = utcnow() - timedelta(days=retention_days)
-    total = 0
-    while True:
-        status = await conn.execute(_PURGE, cutoff, PURGE_BATCH)
-        count = int(status.split()[-1])
-        total += count
-        if count < PURGE_BATCH:
-            return total
+    return await delete_in_batches(conn, _PURGE, cutoff, batch=PURGE_BATCH)
