@@ -11,6 +11,7 @@ one rolled-back transaction: the app runs its own connection pool, and the race 
 need real commits seen across connections.
 """
 
+import asyncio
 import os
 import tempfile
 import uuid
@@ -236,3 +237,18 @@ def caplog_json(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Captured log records (the app logs JSON lines through the root logger)."""
     caplog.set_level("INFO")
     return caplog
+
+
+async def wait_for_a_lock_wait(app: FastAPI, seconds: float = 5.0) -> None:
+    """Until some backend of this database waits for a lock (the request under test,
+    queued behind a transaction the test holds open)."""
+    async with app.state.database.connection() as conn:
+        for _ in range(int(seconds / 0.01)):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no request waited for a lock")

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import UserHandle, recorded_statements
+from tests.conftest import UserHandle, recorded_statements, wait_for_a_lock_wait
 from tests.tasks.helpers import TAGS, TASKS, get_task, list_tasks, tag_usage
 
 
@@ -254,20 +254,6 @@ class TestRenameTag:
             assert usage.get(a, 0) + usage.get(b, 0) == 4
 
 
-async def _wait_for_a_lock_wait(app, seconds: float = 5.0) -> None:
-    """Until some backend of this database waits for a lock (the request under test)."""
-    async with app.state.database.connection() as conn:
-        for _ in range(int(seconds / 0.01)):
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if waiting:
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError("no request waited for a lock")
-
-
 class TestLockOrder:
     """A tag rename or deletion holds the tag's tasks, then waits for the tag; a task
     write holds its task, then the tag. Those can form a cycle (here made on purpose
@@ -293,7 +279,7 @@ class TestLockOrder:
                 new = "A" if request_ == "rename" else "b"
                 sent = client.patch(f"{TAGS}/a", json={"name": new}, headers=user.headers)
             pending = asyncio.create_task(sent)
-            await _wait_for_a_lock_wait(app)  # it holds the task, and waits for the tag
+            await wait_for_a_lock_wait(app)  # it holds the task, and waits for the tag
             # The writer's next lock: the task. It must get it (no deadlock).
             await writer.execute(
                 "UPDATE task SET version = version + 1 WHERE id = $1", uuid.UUID(task["id"])
@@ -324,7 +310,7 @@ class TestLockOrder:
                     headers=user.headers,
                 )
             )
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
             await writer.execute(
                 "SELECT 1 FROM task WHERE id = $1 FOR UPDATE", uuid.UUID(task["id"])
             )
@@ -359,7 +345,7 @@ class TestLockOrder:
             pending = asyncio.create_task(
                 client.patch(f"{TAGS}/a", json={"name": "b"}, headers=user.headers)
             )
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
         response = await pending
         assert response.status_code == 200, response.text
         after = (await get_task(client, user, late["id"])).json()

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import UserHandle, client_for
+from tests.conftest import UserHandle, client_for, wait_for_a_lock_wait
 from tests.tasks.helpers import MISSING_ID, TASKS, count_rows, get_task, list_tasks, tag_usage
 
 BULK = f"{TASKS}/bulk"
@@ -580,18 +580,6 @@ async def test_a_body_over_1_mib_is_413(app, client, user: UserHandle) -> None:
     assert await count_rows(app, "task") == 0
 
 
-async def _wait_for_a_lock_wait(db) -> None:
-    for _ in range(200):
-        waiting = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = 'todo-api' AND wait_event_type = 'Lock'"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the bulk request never waited for the held lock")
-
-
 @pytest.mark.parametrize("key", [None, "k"])
 async def test_project_deleted_during_a_run_falls_back_to_one_by_one(
     app, client, db, user: UserHandle, project_factory, key: str | None
@@ -607,7 +595,7 @@ async def test_project_deleted_during_a_run_falls_back_to_one_by_one(
     await db.execute("DELETE FROM project WHERE id = $1", uuid.UUID(project["id"]))
     request = asyncio.ensure_future(bulk(client, user, ops, headers=headers))
     try:
-        await _wait_for_a_lock_wait(db)
+        await wait_for_a_lock_wait(app, seconds=4.0)
     finally:
         await deleter.commit()
     body = await request

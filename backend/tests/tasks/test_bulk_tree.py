@@ -165,7 +165,7 @@ class TestTreeLockFirst:
         import uuid
 
         from app.tasks import tree
-        from tests.tags.test_tags import _wait_for_a_lock_wait
+        from tests.conftest import wait_for_a_lock_wait
 
         first, second = await create_task(client, user), await create_task(client, user)
         operations = [
@@ -175,7 +175,7 @@ class TestTreeLockFirst:
         async with app.state.database.connection() as writer, writer.transaction():
             await writer.execute(tree.LOCK, uuid.UUID(user.id))
             pending = asyncio.create_task(bulk(client, user, operations, atomic=True))
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
             await writer.execute(
                 "UPDATE task SET version = version + 1 WHERE id = $1", uuid.UUID(first["id"])
             )
@@ -195,7 +195,7 @@ class TestTreeLockFirst:
         import asyncio
         import uuid
 
-        from tests.tags.test_tags import _wait_for_a_lock_wait
+        from tests.conftest import wait_for_a_lock_wait
 
         low, high = await create_task(client, user), await create_task(client, user)
         assert uuid.UUID(low["id"]) < uuid.UUID(high["id"])  # UUIDv7: creation order
@@ -207,7 +207,7 @@ class TestTreeLockFirst:
         async with app.state.database.connection() as writer, writer.transaction():
             await writer.execute(lock, uuid.UUID(low["id"]))
             pending = asyncio.create_task(bulk(client, user, operations, atomic=True))
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
             await writer.execute(lock, uuid.UUID(high["id"]))
         body = await pending
         assert statuses(body) == [200, 200]

@@ -189,13 +189,13 @@ class TestMoveRacingADeletion:
         """No If-Match sent, so never 412: the move reads the task locked, so a
         deletion in flight makes it wait and then find nothing. (Read unlocked, the move
         wrote nothing and answered 412, found by the randomized sync test.)"""
-        from tests.tags.test_tags import _wait_for_a_lock_wait
+        from tests.conftest import wait_for_a_lock_wait
 
         task, anchor = await create_task(client, user), await create_task(client, user)
         async with app.state.database.connection() as deleter, deleter.transaction():
             await deleter.execute("DELETE FROM task_row WHERE id = $1", uuid.UUID(task["id"]))
             pending = asyncio.create_task(move(client, user, task["id"], before=anchor["id"]))
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
         response = await pending
         assert response.status_code == 404, response.text
         assert response.json()["code"] == "task_not_found"

@@ -201,14 +201,14 @@ class TestRestoreRacingAPermanentDeletion:
         reads the task: the restore waits for it, then finds nothing, 404. (Read without
         a lock, it restored a row already gone and failed on its own answer: a 500, found
         by the randomized sync test.)"""
-        from tests.tags.test_tags import _wait_for_a_lock_wait
+        from tests.conftest import wait_for_a_lock_wait
 
         task = await create_task(client, user)
         await delete(client, user, task["id"])
         async with app.state.database.connection() as deleter, deleter.transaction():
             await deleter.execute("DELETE FROM task_row WHERE id = $1", uuid.UUID(task["id"]))
             pending = asyncio.create_task(restore(client, user, task["id"]))
-            await _wait_for_a_lock_wait(app)
+            await wait_for_a_lock_wait(app)
         response = await pending
         assert response.status_code == 404, response.text
         assert response.json()["code"] == "task_not_found"
