@@ -1,16 +1,19 @@
-"""Running one point: probe, warm up, measure ours and the reference in turn."""
+"""Running one point: probe, warm up, measure ours, the reference and the point it is
+compared with in turn."""
 
 import argparse
 import json
+import subprocess
 import time
 
 from bench import prepare, procs, wrk
-from bench.points import STORM_LOGIN_USER, Context, Point, PointError, Req, login_req
-from bench.procs import HarnessError
+from bench.points import BY_KEY, STORM_LOGIN_USER, Context, Point, PointError, Req, login_req
+from bench.procs import HOST, HarnessError
 from bench.results import PointResult
 from bench.servers import Servers, settle
 
 STORM_LOGIN_CONNECTIONS = 16
+DATABASE_COMMANDS = ("postgres", "pgbouncer")
 
 
 def _spec(args: argparse.Namespace, point: Point, seconds: int) -> wrk.WrkSpec:
@@ -42,12 +45,25 @@ def _measure(
     target: wrk.Target,
     servers: Servers,
     idle_first: bool = True,
+    server: subprocess.Popen[bytes] | None = None,
 ) -> wrk.WrkResult:
+    """One measured run (after a warm-up); `server` is the process that answers it."""
     if idle_first:
         settle(servers)
     if args.warmup and point.warmup:
         wrk.run(target, _spec(args, point, args.warmup))
-    return wrk.run(target, _spec(args, point, args.duration))
+    server = server or servers.ours
+    cpu, busy = procs.cpu_seconds(server.pid), procs.machine_busy_seconds()
+    database = procs.cpu_by_command(DATABASE_COMMANDS)
+    result = wrk.run(target, _spec(args, point, args.duration))
+    if result.requests:
+        per_request = 1e6 / result.requests
+        result.server_cpu_us = round((procs.cpu_seconds(server.pid) - cpu) * per_request)
+        result.machine_cpu_us = round((procs.machine_busy_seconds() - busy) * per_request)
+        after = procs.cpu_by_command(DATABASE_COMMANDS)
+        result.postgres_cpu_us = round((after["postgres"] - database["postgres"]) * per_request)
+        result.pgbouncer_cpu_us = round((after["pgbouncer"] - database["pgbouncer"]) * per_request)
+    return result
 
 
 def run_point(
@@ -73,6 +89,20 @@ def run_point(
         ours, result.error = None, _describe(exc)
         if " answered 5" in result.error:
             result.error += f" (server log: {servers.ours_log})"
+    paired = None
+    if point.versus is not None and ours is not None:
+        # The point it is compared with, measured in turn with this one (below), so that
+        # a drift of the machine's speed hits both alike: through a pooler on the direct
+        # server beside the pooled one, else on the same server.
+        other = BY_KEY[point.versus]
+        result.versus_key, result.versus_label = other.key, other.label
+        base = f"http://{HOST}:{servers.partner_port}" if servers.partner_port else ctx.base
+        try:
+            token = ctx.external_token(other.user) if other.external else ctx.token(other.user)
+            paired = _target(base, other.build(ctx, other.user), token)
+            _probe(paired)
+        except _POINT_ERRORS as exc:
+            paired, result.error = None, f"{other.key}: {_describe(exc)}"
     if point.ref is not None and servers.ref is not None and not point.storm:
         try:
             token = prepare.ref_token(args.ref_dir, point.ref.sub, ref_secret)
@@ -87,10 +117,15 @@ def run_point(
         elif not point.storm:
             for repeat in range(args.repeats):
                 # Alternate who goes first, so a drift of the machine hits both alike.
-                order = [("ours", ours), ("ref", ref)]
-                for name, target in order if repeat % 2 == 0 else order[::-1]:
+                order = [
+                    ("ours", ours, servers.ours),
+                    ("ref", ref, servers.ref),
+                    ("paired", paired, servers.partner or servers.ours),
+                ]
+                for name, target, server in order if repeat % 2 == 0 else order[::-1]:
                     if target is not None:
-                        getattr(result, name).append(_measure(args, point, target, servers))
+                        run = _measure(args, point, target, servers, server=server)
+                        getattr(result, name).append(run)
     except _POINT_ERRORS as exc:
         result.error = _describe(exc)
     if point.connections >= 1000 or any(r.hung for r in result.ours):

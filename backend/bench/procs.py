@@ -253,6 +253,36 @@ def _cpu_ticks(pids: list[int]) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a server and its worker processes."""
+    return _cpu_ticks([pid, *_children(pid)]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent not idle (all CPUs, /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_command(names: tuple[str, ...]) -> dict[str, float]:
+    """CPU time used so far by every process whose command is one of `names` (e.g.
+    PostgreSQL's backends, PgBouncer), by name. A process that exits meanwhile takes
+    its share with it: the pools' connections stay up through a run."""
+    totals = dict.fromkeys(names, 0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name in totals:
+            fields = text.rsplit(")", 1)[1].split()
+            totals[name] += int(fields[11]) + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return {name: ticks / tick for name, ticks in totals.items()}
+
+
 def wait_idle(pid: int, timeout: float = 30.0, busy_share: float = 0.05) -> float:
     """Wait until the server (and its workers) use under `busy_share` of a CPU over half a
     second, so work left over from the previous point doesn't load the next. Returns the

@@ -138,12 +138,12 @@ def markdown(points: list[PointResult], meta: dict[str, Any]) -> str:
             ],
             storm,
         )
-    versus = [p for p in points if p.versus is not None]
+    versus = [p for p in points if p.versus_key is not None]
     if versus:
         lines += [""]
         lines += _table(
-            ["compared point (PgBouncer: transaction mode)", "req/s", "with", "its req/s",
-             "ratio", "budget"],
+            ["compared point (PgBouncer: transaction mode)", "req/s", "CPU µs/req: server / PostgreSQL / PgBouncer / machine", "with",
+             "its req/s, in turn", "its CPU µs/req", "ratio", "budget"],
             [_versus_row(p) for p in versus],
         )  # fmt: skip
     notes = _notes(points)
@@ -153,17 +153,25 @@ def markdown(points: list[PointResult], meta: dict[str, Any]) -> str:
 
 
 def _versus_row(p: PointResult) -> list[str]:
-    assert p.versus is not None
-    ours, direct = summarize(p.ours), summarize(p.versus.ours)
+    ours, direct = summarize(p.ours), summarize(p.paired)
     ratio = p.versus_ratio()
     return [
         p.label,
         _spread(ours) if ours else "–",
-        p.versus.label,
+        _cpu(ours),
+        p.versus_label,
         _spread(direct) if direct else "–",
+        _cpu(direct),
         f"{ratio:g}" if ratio is not None else "–",
         p.verdict(),
     ]
+
+
+def _cpu(s: Summary | None) -> str:
+    """CPU per request: the server's, PostgreSQL's, PgBouncer's, the whole machine's."""
+    if s is None or s.server_cpu_us is None:
+        return "–"
+    return f"{s.server_cpu_us:g} / {s.postgres_cpu_us:g} / {s.pgbouncer_cpu_us:g} / {s.machine_cpu_us:g}"
 
 
 def _notes(points: list[PointResult]) -> list[str]:

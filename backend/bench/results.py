@@ -55,6 +55,11 @@ class Summary:
     statuses: dict[str, int]
     socket_error_kinds: dict[str, int]
     hung: bool
+    # median CPU per request, µs: of the answering server, of the whole machine
+    server_cpu_us: float | None = None
+    machine_cpu_us: float | None = None
+    postgres_cpu_us: float | None = None
+    pgbouncer_cpu_us: float | None = None
 
 
 def summarize(runs: list[WrkResult]) -> Summary | None:
@@ -80,7 +85,16 @@ def summarize(runs: list[WrkResult]) -> Summary | None:
         statuses=statuses,
         socket_error_kinds={k: n for k, n in kinds.items() if n},
         hung=any(r.hung for r in runs),
+        server_cpu_us=_median([r.server_cpu_us for r in runs]),
+        machine_cpu_us=_median([r.machine_cpu_us for r in runs]),
+        postgres_cpu_us=_median([r.postgres_cpu_us for r in runs]),
+        pgbouncer_cpu_us=_median([r.pgbouncer_cpu_us for r in runs]),
     )
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known)) if known else None
 
 
 @dataclass
@@ -101,8 +115,11 @@ class PointResult:
     alive_after: bool = True
     error: str | None = None
     notes: list[str] = field(default_factory=list)
-    # The direct point this one is compared with (pooler points), once both have run.
-    versus: "PointResult | None" = None
+    # The point this one is compared with (`versus`): its key and label, and its runs,
+    # measured in turn with this point's own on servers that are all up (see measure.py).
+    versus_key: str | None = None
+    versus_label: str = ""
+    paired: list[WrkResult] = field(default_factory=list)
 
     @property
     def storm(self) -> bool:
@@ -115,12 +132,13 @@ class PointResult:
         return round(ours.rps / ref.rps, 2)
 
     def versus_ratio(self) -> float | None:
-        if self.versus is None:
+        """The median of the ratios of runs measured one after the other (this point's
+        n-th run over its partner's n-th run), so that a slow spell of the machine, which
+        these 2 shared cores have, weighs on a pair alike instead of on one side."""
+        pairs = [(a.rps, b.rps) for a, b in zip(self.ours, self.paired, strict=False) if b.rps]
+        if not pairs:
             return None
-        ours, direct = summarize(self.ours), summarize(self.versus.ours)
-        if ours is None or direct is None or not direct.rps:
-            return None
-        return round(ours.rps / direct.rps, 2)
+        return round(statistics.median(a / b for a, b in pairs), 2)
 
     def storm_ratio(self) -> float | None:
         alone, loaded = summarize(self.alone), summarize(self.ours)
@@ -163,7 +181,9 @@ class PointResult:
             "alone": summary(self.alone),
             "logins": summary(self.logins),
             "storm_p99_ratio": self.storm_ratio() if self.storm else None,
-            "versus": self.versus.key if self.versus else None,
+            "versus": self.versus_key,
+            "versus_label": self.versus_label,
+            "paired": summary(self.paired),
             "versus_ratio": self.versus_ratio(),
             "worker_peak_rss_mb": self.rss_mb,
             "alive_after": self.alive_after,
@@ -172,6 +192,7 @@ class PointResult:
             "runs": {
                 "ours": runs(self.ours),
                 "ref": runs(self.ref),
+                "paired": runs(self.paired),
                 "alone": runs(self.alone),
                 "logins": runs(self.logins),
             },
@@ -194,9 +215,7 @@ def _misses(point: PointResult, budget: Budget, ours: Summary) -> list[str]:
     if budget.min_versus_ratio is not None:
         versus = point.versus_ratio()
         if versus is None or versus < budget.min_versus_ratio:
-            misses.append(
-                f"{versus}× {point.versus.key if point.versus else '?'}<{budget.min_versus_ratio:g}"
-            )
+            misses.append(f"{versus}× {point.versus_key or '?'}<{budget.min_versus_ratio:g}")
     if ours.non2xx:
         misses.append(f"{ours.non2xx} non-2xx")
     if budget.zero_errors and ours.socket_errors:

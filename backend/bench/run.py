@@ -227,7 +227,13 @@ def bench(
             if pooled:
                 bouncer = start_pgbouncer(args.dsn)
             servers = start_servers(
-                args, keys, workers, with_ref, stamp, data_dir, pooler_port=bouncer and bouncer.port
+                args,
+                keys,
+                workers,
+                with_ref,
+                stamp,
+                data_dir,
+                pooler_port=bouncer.port if bouncer else None,
             )
             check_login(args, ctx)
             if on_embedded and not embedded.app_connections():
@@ -245,10 +251,6 @@ def bench(
             stop_servers(servers)
             if bouncer is not None:
                 bouncer.stop()
-    by_key = {r.key: r for r in results}
-    for point in points:
-        if point.versus and point.key in by_key:
-            by_key[point.key].versus = by_key.get(point.versus)
 
 
 def start_pgbouncer(dsn: str) -> PgBouncer:

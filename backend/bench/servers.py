@@ -14,6 +14,7 @@ from bench.procs import HOST, HarnessError
 START_TIMEOUT_S = 60.0
 # Taken from the harness's environment; every app setting is set here or left at its default.
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--host", HOST)
 
 log = prepare.Logger()
 
@@ -24,6 +25,14 @@ class Servers:
     ref: subprocess.Popen[bytes] | None
     workers: int
     ours_log: Path
+    # Through a pooler: a direct server of ours beside the pooled one, on `partner_port`,
+    # so that a pooled point and its direct counterpart are measured in turn.
+    partner: subprocess.Popen[bytes] | None = None
+    partner_port: int | None = None
+
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in (self.ours, self.partner, self.ref) if p is not None]
 
 
 def base_env() -> dict[str, str]:
@@ -42,13 +51,14 @@ def start_servers(
     pooler_port: int | None = None,
 ) -> Servers:
     """Ours on --dsn, or with `embedded_dir` as `make run` runs it: no DATABASE_URL, so
-    it attaches to the embedded PostgreSQL under DATA_DIR (and migrates it) at start-up."""
+    it attaches to the embedded PostgreSQL under DATA_DIR (and migrates it) at start-up.
+    With `pooler_port`, ours goes through that PgBouncer, and a second server of ours,
+    direct on --dsn, listens on --port + 1 (same key, same database: a token of one is
+    good on the other)."""
     pin = ["taskset", "-c", "0"] if workers == 1 else []
-    flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--host", HOST]
-    ours_flags = ["--no-proxy-headers"]  # as `make run` and the Docker image serve
-    if workers > 1:
-        flags += ["--workers", str(workers)]
-    for port in (args.port, args.ref_port) if with_ref else (args.port,):
+    partner_port = args.port + 1 if pooler_port is not None else None
+    ports = [args.port] + ([args.ref_port] if with_ref else []) + [partner_port or 0]
+    for port in filter(None, ports):
         if procs.port_in_use(port):
             raise HarnessError(f"port {port} is already in use: stop that server or pick --port")
     env = base_env() | {
@@ -60,12 +70,15 @@ def start_servers(
     }
     env |= dict(item.split("=", 1) for item in args.server_env)
     name = f"ours-w{workers}"
+    partner = None
     if pooler_port is not None:
+        assert partner_port is not None
+        partner = _start_ours(args, pin, env, partner_port, f"{stamp}-{name}-direct", workers)
         # Through the run's PgBouncer; migrations and LISTEN on the direct --dsn.
         direct = env["DATABASE_URL"]
         parts = urlsplit(direct)
         pooled = parts._replace(netloc=f"{parts.username or 'postgres'}@{HOST}:{pooler_port}")
-        env |= {
+        env = env | {
             "DATABASE_URL": urlunsplit(pooled),
             "DATABASE_POOLER": "transaction",
             "DATABASE_DIRECT_URL": direct,
@@ -75,17 +88,9 @@ def start_servers(
         # Empty is unset for the settings, and beats a DATABASE_URL in a .env file.
         env |= {"DATABASE_URL": "", "DATA_DIR": str(embedded_dir)}
         name += "-embedded"
-    uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
-    ours_log = args.results_dir / "logs" / f"{stamp}-{name}.log"
-    if args.server == "serve":
-        # As production serves it (make serve, the Docker image): the guarded protocol.
-        env |= {"HOST": HOST, "PORT": str(args.port), "WEB_CONCURRENCY": str(workers)}
-        cmd = [*pin, sys.executable, "-m", "app.serve"]
-    else:  # plain uvicorn, as make run serves it
-        cmd = [*pin, uvicorn, "app.main:app", *flags, *ours_flags, "--port", str(args.port)]
     where = f"embedded PostgreSQL under {embedded_dir}" if embedded_dir else "--dsn"
-    log(f"starting ours ({workers} worker(s), {where}): {' '.join(cmd)}")
-    ours = procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log)
+    log(f"starting ours ({workers} worker(s), {where})")
+    ours, ours_log = _start_ours(args, pin, env, args.port, f"{stamp}-{name}", workers)
     ref = None
     if with_ref:
         ref_env = base_env() | {"BENCH_DSN": args.ref_dsn, "BENCH_SECRET": secrets_["ref"]}
@@ -96,7 +101,7 @@ def start_servers(
             "refapp:app",
             "--app-dir",
             str(args.ref_dir),
-            *flags,
+            *UVICORN_FLAGS,
             "--port",
             str(args.ref_port),
         ]
@@ -105,20 +110,47 @@ def start_servers(
         ref = procs.spawn(ref_cmd, env=ref_env, cwd=args.ref_dir, log=ref_log)
         procs.wait_http(f"http://{HOST}:{args.ref_port}/const", ref, ref_log, START_TIMEOUT_S)
     procs.wait_http(f"http://{HOST}:{args.port}/health", ours, ours_log, START_TIMEOUT_S)
-    return Servers(ours, ref, workers, ours_log)
+    if partner is None:
+        return Servers(ours, ref, workers, ours_log)
+    partner_proc, partner_log = partner
+    procs.wait_http(
+        f"http://{HOST}:{partner_port}/health", partner_proc, partner_log, START_TIMEOUT_S
+    )
+    return Servers(ours, ref, workers, ours_log, partner_proc, partner_port)
+
+
+def _start_ours(
+    args: argparse.Namespace,
+    pin: list[str],
+    env: dict[str, str],
+    port: int,
+    name: str,
+    workers: int,
+) -> tuple[subprocess.Popen[bytes], Path]:
+    flags = [*UVICORN_FLAGS, "--no-proxy-headers"]  # as `make run` and the Docker image
+    if workers > 1:
+        flags += ["--workers", str(workers)]
+    uvicorn = os.path.normpath(Path(sys.executable).parent / "uvicorn")
+    ours_log = args.results_dir / "logs" / f"{name}.log"
+    if args.server == "serve":
+        # As production serves it (make serve, the Docker image): the guarded protocol.
+        env = env | {"HOST": HOST, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        cmd = [*pin, sys.executable, "-m", "app.serve"]
+    else:  # plain uvicorn, as make run serves it
+        cmd = [*pin, uvicorn, "app.main:app", *flags, "--port", str(port)]
+    log(f"  {name} on port {port}: {' '.join(cmd)}")
+    return procs.spawn(cmd, env=env, cwd=prepare.BACKEND, log=ours_log), ours_log
 
 
 def stop_servers(servers: Servers | None) -> None:
     if servers is None:
         return
-    for proc in (servers.ours, servers.ref):
-        if proc is not None:
-            procs.stop(proc)
+    for proc in servers.processes:
+        procs.stop(proc)
 
 
 def settle(servers: Servers) -> None:
     """Work left over from the previous run (requests wrk gave up on, bcrypt jobs still
-    queued) would load the next one: wait until both servers are idle."""
-    for proc in (servers.ours, servers.ref):
-        if proc is not None:
-            procs.wait_idle(proc.pid)
+    queued) would load the next one: wait until every server is idle."""
+    for proc in servers.processes:
+        procs.wait_idle(proc.pid)

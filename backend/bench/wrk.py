@@ -43,6 +43,13 @@ class WrkResult:
     hung: bool = False
     notes: list[str] = field(default_factory=list)
     expect: int | None = None  # the target's (see Target)
+    # CPU per answered request during the run: of the server that answered, and of the
+    # whole machine (the server, PostgreSQL, PgBouncer, wrk...), in µs.
+    server_cpu_us: float | None = None
+    machine_cpu_us: float | None = None
+    # ... of PostgreSQL's processes and of PgBouncer's (all of them on the machine)
+    postgres_cpu_us: float | None = None
+    pgbouncer_cpu_us: float | None = None
 
     @property
     def non2xx(self) -> int:
