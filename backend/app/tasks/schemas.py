@@ -70,6 +70,12 @@ _EARLIEST_DUE = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST_DUE = datetime(9999, 12, 29, tzinfo=UTC)
 
 
+def _due_date(value: date) -> date:
+    if value in (date.min, date.max):
+        raise ValueError("Date out of range: 0001-01-02 to 9999-12-30")
+    return value
+
+
 def _due_at(value: datetime) -> datetime:
     try:
         moment = as_utc(value)
@@ -93,6 +99,9 @@ Recurrence = Annotated[
     AfterValidator(_recurrence),
 ]
 DueAt = Annotated[IsoDateTime, AfterValidator(_due_at)]
+# 0001-01-01 and 9999-12-31 are date.min and date.max, which asyncpg stores as
+# PostgreSQL's -infinity and infinity: the task would be answered with no due date.
+DueDate = Annotated[IsoDate, AfterValidator(_due_date)]
 _TIME_ZONE_DOC = "An IANA time zone name (e.g. Europe/Paris); none: UTC"
 _DUE_AT_DOC = "The due instant (RFC 3339, any offset; answered in UTC). Not with due_date"
 _RECURRENCE_DOC = (
@@ -113,7 +122,7 @@ class TaskCreate(InputModel):
     title: Title
     description: Description | None = None
     priority: Priority = Priority.MEDIUM
-    due_date: IsoDate | None = None
+    due_date: DueDate | None = None
     due_at: DueAt | None = Field(default=None, description=_DUE_AT_DOC)
     time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE_DOC)
     recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE_DOC)
@@ -155,7 +164,7 @@ class TaskUpdate(InputModel):
     title: Annotated[Title | None, NotNull] = None
     description: Description | None = None
     priority: Annotated[Priority | None, NotNull] = None
-    due_date: IsoDate | None = None
+    due_date: DueDate | None = None
     due_at: DueAt | None = Field(default=None, description=_DUE_AT_DOC)
     time_zone: TimeZoneName | None = Field(default=None, description=_TIME_ZONE_DOC)
     recurrence: Recurrence | None = Field(default=None, description=_RECURRENCE_DOC)

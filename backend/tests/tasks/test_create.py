@@ -63,6 +63,18 @@ class TestCreateTask:
         assert task["tags"] == ["garden", "weekend"]
         assert (await get_task(client, user, task["id"])).json() == task
 
+    @pytest.mark.parametrize("day", ["9999-12-30", "0001-01-02"])
+    async def test_the_extreme_due_dates_come_back(self, client, user: UserHandle, day) -> None:
+        response = await client.post(
+            TASKS, json={"title": "x", "due_date": day}, headers=user.headers
+        )
+        assert response.status_code == 201, response.text
+        task = response.json()
+        assert task["due_date"] == day
+        assert (await get_task(client, user, task["id"])).json()["due_date"] == day
+        listed = (await client.get(TASKS, headers=user.headers)).json()["items"]
+        assert [t["due_date"] for t in listed if t["id"] == task["id"]] == [day]
+
     async def test_title_is_trimmed(self, task_factory: TaskFactory) -> None:
         task = await task_factory(title="   Call mum \t")
         assert task["title"] == "Call mum"
@@ -108,6 +120,9 @@ class TestCreateTask:
             ({"title": "x", "priority": "urgent"}, "body.priority"),
             ({"title": "x", "due_date": "tomorrow"}, "body.due_date"),
             ({"title": "x", "due_date": "2026-02-30"}, "body.due_date"),
+            # date.max / date.min: asyncpg would store them as infinity / -infinity
+            ({"title": "x", "due_date": "9999-12-31"}, "body.due_date"),
+            ({"title": "x", "due_date": "0001-01-01"}, "body.due_date"),
             ({"title": "x", "project_id": "not-a-uuid"}, "body.project_id"),
             ({"title": "x", "tags": "one"}, "body.tags"),
             ({"title": "x", "tags": [f"t{i}" for i in range(21)]}, "body.tags"),
