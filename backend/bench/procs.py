@@ -242,14 +242,19 @@ def _vmhwm_kb(pid: int) -> int:
     return 0
 
 
+def _stat_ticks(stat: str) -> int:
+    """utime + stime of a /proc/<pid>/stat line (the fields after the command's ")")."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def _cpu_ticks(pids: list[int]) -> int:
     total = 0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += _stat_ticks(Path(f"/proc/{pid}/stat").read_text())
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
     return total
 
 
@@ -277,8 +282,7 @@ def cpu_by_command(names: tuple[str, ...]) -> dict[str, float]:
             continue
         name = text[text.find("(") + 1 : text.rfind(")")]
         if name in totals:
-            fields = text.rsplit(")", 1)[1].split()
-            totals[name] += int(fields[11]) + int(fields[12])
+            totals[name] += _stat_ticks(text)
     tick = os.sysconf("SC_CLK_TCK")
     return {name: ticks / tick for name, ticks in totals.items()}
 

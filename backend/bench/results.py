@@ -55,7 +55,8 @@ class Summary:
     statuses: dict[str, int]
     socket_error_kinds: dict[str, int]
     hung: bool
-    # median CPU per request, µs: of the answering server, of the whole machine
+    # median CPU per request, µs: of the answering server, of the whole machine, of
+    # PostgreSQL's processes, of PgBouncer's (see WrkResult)
     server_cpu_us: float | None = None
     machine_cpu_us: float | None = None
     postgres_cpu_us: float | None = None
