@@ -368,7 +368,7 @@ class Database:
         execution). A PL/pgSQL function's plans are cached by each server connection,
         across all the clients the pooler gives it to, and dropped by PostgreSQL itself
         when a table they use changes. The function is named after a hash of the
-        statement, created on first use (by whichever worker comes first; again if it
+        statement and of its parameter and column types, created on first use (by whichever worker comes first; again if it
         has gone since), and called with the same bound parameters; `todo_q_*`
         functions of statements no longer in the code are dead weight until a
         migration drops them."""
@@ -401,9 +401,15 @@ class Database:
                 call = self._functions[sql] = await _function_for(conn, sql, rows)
             try:
                 return await run(call, *args)
-            except asyncpg.UndefinedFunctionError:
-                self._functions.pop(sql, None)  # dropped since: create it again, once
-                if attempt == 2 or in_transaction:
+            except _STALE_FUNCTION as exc:
+                # Dropped since, or made for column types a migration has changed
+                # since: made again (under the new types' name), once. The failed call
+                # wrote nothing; inside the caller's transaction it has aborted that
+                # one, which a retry runs through the plain statement: 503, not 500.
+                self._functions.pop(sql, None)
+                if in_transaction:
+                    raise DatabaseConflict() from exc
+                if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
@@ -414,6 +420,11 @@ class Database:
 
 
 FUNCTION_PREFIX = "todo_q_"
+# A call of a function that is gone ("function ... does not exist"), or whose body or
+# declared columns no longer fit the tables' column types: its parameter types meet a
+# changed column ("operator does not exist", the same class), or its rows are not of
+# the declared types ("structure of query does not match function result type").
+_STALE_FUNCTION = (asyncpg.UndefinedFunctionError, asyncpg.DatatypeMismatchError)
 _PLACEHOLDER = re.compile(r"\$(\d+)\b")
 
 
@@ -436,8 +447,11 @@ async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
         oids,
     )
     parameters, results = types[: len(oids) - len(columns)], types[len(oids) - len(columns) :]
+    # Named after the statement and its types as described now: after a migration that
+    # changes a column's type, the same statement gets a function of its own.
     kind = "rows" if rows else "text"
-    name = FUNCTION_PREFIX + hashlib.sha256(f"{kind}:{sql}".encode()).hexdigest()[:24]
+    signature = f"{kind}:{','.join(types)}:{sql}"
+    name = FUNCTION_PREFIX + hashlib.sha256(signature.encode()).hexdigest()[:24]
     arguments = ", ".join(f"p{n} {t}" for n, t in enumerate(parameters, start=1))
     body = _PLACEHOLDER.sub(lambda m: f"p{m.group(1)}", sql)
     if rows:

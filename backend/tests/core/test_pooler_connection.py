@@ -9,6 +9,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import Database, PoolerConnection, libpq_dsn
+from app.core.errors import DatabaseConflict
 
 QUERY = "SELECT $1::int + 1 AS n, now() AS at"
 
@@ -66,3 +67,93 @@ def test_the_pool_uses_it_only_through_a_pooler(settings: Settings) -> None:
     direct = Database(settings.model_copy(update={"DATABASE_POOLER": "none"}))
     assert pooled._connection_class is PoolerConnection
     assert direct._connection_class is asyncpg.Connection
+
+
+@pytest.fixture
+def pooled_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"DATABASE_POOLER": "transaction"})
+
+
+@pytest.fixture
+async def pooled_db(pooled_settings: Settings) -> AsyncIterator[Database]:
+    database = Database(pooled_settings)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def probe_table(conn: PoolerConnection) -> AsyncIterator[str]:
+    table = f"pooler_probe_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"CREATE TABLE {table} (a int, b text)")
+    try:
+        yield table
+    finally:
+        await conn.execute(f"DROP TABLE {table}")
+        functions = await conn.fetch(
+            "SELECT p.oid::regprocedure AS f FROM pg_proc p WHERE prosrc LIKE $1",
+            f"%{table}%",
+        )
+        for row in functions:
+            await conn.execute(f"DROP FUNCTION {row['f']}")
+
+
+async def test_a_write_function_follows_a_changed_column_type(
+    pooled_db: Database, pooled_settings: Settings, conn: PoolerConnection, probe_table: str
+) -> None:
+    """A migration that changes a returned column's type (int to bigint, say) while the
+    statement text stays the same: the function made before it returns the old type
+    ("structure of query does not match function result type"). The same process and
+    a new one both go on writing, through a function of the new types."""
+    insert = f"INSERT INTO {probe_table} (a, b) VALUES ($1, $2) RETURNING a, b"
+    async with pooled_db.connection() as c:
+        assert tuple(await pooled_db.fetch_row(c, insert, 1, "x")) == (1, "x")
+        await conn.execute(f"ALTER TABLE {probe_table} ALTER COLUMN a TYPE bigint")
+        assert tuple(await pooled_db.fetch_row(c, insert, 2, "y")) == (2, "y")
+    fresh = Database(pooled_settings)  # a process started after the migration
+    try:
+        async with fresh.connection() as c:
+            assert tuple(await fresh.fetch_row(c, insert, 3, "z")) == (3, "z")
+    finally:
+        await fresh.close()
+    rows = await conn.fetch(f"SELECT a, b FROM {probe_table} ORDER BY a")
+    assert [tuple(r) for r in rows] == [(1, "x"), (2, "y"), (3, "z")]  # each written once
+
+
+async def test_a_read_function_follows_a_changed_parameter_type(
+    pooled_db: Database, pooled_settings: Settings, conn: PoolerConnection, probe_table: str
+) -> None:
+    """A read whose parameter's column changed type (int to bigint) under the same
+    statement text: a process started after the migration gets a function of its own
+    (under the old name it would have added an overload, and the call would have been
+    ambiguous: "function ... is not unique")."""
+    await conn.execute(f"INSERT INTO {probe_table} (a, b) VALUES (1, 'x')")
+    read = f"SELECT string_agg(b, ',') FROM {probe_table} WHERE a = $1"
+    async with pooled_db.connection() as c:
+        assert await pooled_db.fetch_text(c, read, 1) == "x"
+    await conn.execute(f"ALTER TABLE {probe_table} ALTER COLUMN a TYPE bigint")
+    fresh = Database(pooled_settings)
+    try:
+        async with fresh.connection() as c:
+            assert await fresh.fetch_text(c, read, 1) == "x"
+    finally:
+        await fresh.close()
+
+
+async def test_a_stale_function_inside_a_transaction_is_a_retry(
+    pooled_db: Database, conn: PoolerConnection, probe_table: str
+) -> None:
+    """Inside the caller's transaction the failed call has aborted it: 503 with
+    Retry-After (nothing written), and the retry goes through."""
+    insert = f"INSERT INTO {probe_table} (a, b) VALUES ($1, $2) RETURNING a, b"
+    async with pooled_db.connection() as c:
+        assert tuple(await pooled_db.fetch_row(c, insert, 1, "x")) == (1, "x")
+    await conn.execute(f"ALTER TABLE {probe_table} ALTER COLUMN a TYPE bigint")
+    with pytest.raises(DatabaseConflict):
+        async with pooled_db.transaction() as c:
+            await pooled_db.fetch_row(c, insert, 2, "y")
+    async with pooled_db.transaction() as c:
+        assert tuple(await pooled_db.fetch_row(c, insert, 2, "y")) == (2, "y")
+    rows = await conn.fetch(f"SELECT a, b FROM {probe_table} ORDER BY a")
+    assert [tuple(r) for r in rows] == [(1, "x"), (2, "y")]
