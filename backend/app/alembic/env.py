@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import get_settings
+from app.core.db import DROP_FUNCTIONS
 from app.models import metadata
 
 config = context.config
@@ -39,6 +40,7 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         context.run_migrations()
+        connection.execute(text(DROP_FUNCTIONS))  # the pooled path's, see app.core.db
 
 
 async def _migrate(url: str, pooled: bool) -> None:

@@ -266,7 +266,9 @@ class Database:
         self._lock: asyncio.Lock | None = None
         self._query_loggers: list[Callable[[Any], None]] = []
         self.pooled = pooled
-        self._functions: dict[str, str] = {}  # statement -> the call of its function
+        # statement -> the call of its function (or the statement itself: run plain)
+        self._functions: OrderedDict[str, str] = OrderedDict()
+        self.max_functions = MAX_FUNCTIONS
 
     @property
     def url(self) -> str | None:
@@ -369,9 +371,8 @@ class Database:
         across all the clients the pooler gives it to, and dropped by PostgreSQL itself
         when a table they use changes. The function is named after a hash of the
         statement and of its parameter and column types, created on first use (by whichever worker comes first; again if it
-        has gone since), and called with the same bound parameters; `todo_q_*`
-        functions of statements no longer in the code are dead weight until a
-        migration drops them."""
+        has gone since), and called with the same bound parameters; at most
+        MAX_FUNCTIONS of them, all dropped by every migration run (DROP_FUNCTIONS)."""
         if not self.pooled:
             value: str = await conn.fetchval(sql, *args)
             return value
@@ -392,13 +393,18 @@ class Database:
         in_transaction = conn.is_in_transaction()
         for attempt in (1, 2):
             call = self._functions.get(sql)
-            if call is None:
+            if call is not None:
+                self._functions.move_to_end(sql)
+            else:
                 if in_transaction:
                     # Created here, the function would live or die with the caller's
                     # transaction, and any error (another worker created it first)
                     # would abort it: the plain statement this once.
                     return await run(sql, *args)
-                call = self._functions[sql] = await _function_for(conn, sql, rows)
+                call = await _function_for(conn, sql, rows, self.max_functions)
+                self._functions[sql] = call
+                if len(self._functions) > self.max_functions:
+                    self._functions.popitem(last=False)
             try:
                 return await run(call, *args)
             except _STALE_FUNCTION as exc:
@@ -420,6 +426,28 @@ class Database:
 
 
 FUNCTION_PREFIX = "todo_q_"
+# At most this many todo_q_* functions in the database (and calls kept per process).
+# The list alone has some 10^5 statement shapes (filters x sorts x cursors), each of
+# which a client can ask for: unbounded, that is as many functions in the catalog and
+# compiled in every server connection's memory, and their texts in every worker's. A
+# client's app uses a few dozen; past the bound a new shape runs as its plain statement
+# (planned on every run: slower, the same answer).
+MAX_FUNCTIONS = 200
+# Every migration run ends with this (app/alembic/env.py): functions of statements or
+# column types gone since would otherwise count against MAX_FUNCTIONS deploy after
+# deploy. The replicas make theirs again on first use.
+DROP_FUNCTIONS = r"""
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+           WHERE p.proname LIKE 'todo\_q\_%'
+             AND p.pronamespace = current_schema()::regnamespace
+  LOOP
+    EXECUTE format('DROP FUNCTION %s', f);
+  END LOOP;
+END $$
+"""
 # A call of a function that is gone ("function ... does not exist"), or whose body or
 # declared columns no longer fit the tables' column types: its parameter types meet a
 # changed column ("operator does not exist", the same class), or its rows are not of
@@ -428,10 +456,11 @@ _STALE_FUNCTION = (asyncpg.UndefinedFunctionError, asyncpg.DatatypeMismatchError
 _PLACEHOLDER = re.compile(r"\$(\d+)\b")
 
 
-async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
+async def _function_for(conn: Connection, sql: str, rows: bool, limit: int) -> str:
     """Create (if need be) the PL/pgSQL function that runs `sql`: returning its one text
     value (a read), or with `rows` its rows (a write too); the SQL that calls it with
-    the same `$n` parameters. A statement it cannot wrap is returned unchanged."""
+    the same `$n` parameters. A statement it cannot wrap, or a new one when the
+    database holds `limit` such functions already, is returned unchanged."""
     # Unnamed: with asyncpg's statement cache off (through a pooler) prepare() names
     # nothing on the server.
     statement = await conn.prepare(sql)
@@ -466,10 +495,19 @@ async def _function_for(conn: Connection, sql: str, rows: bool) -> str:
         definition = (
             f"RETURNS text LANGUAGE plpgsql STABLE AS $todo$ BEGIN RETURN ({body}); END $todo$"
         )
-    try:
-        await conn.execute(f"CREATE FUNCTION {name}({arguments}) {definition}")
-    except (asyncpg.DuplicateFunctionError, asyncpg.UniqueViolationError):
-        pass  # there already, or created by another worker just now
+    exists, count = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE proname = $1), count(*) FROM pg_proc "
+        "WHERE proname LIKE $2 AND pronamespace = current_schema()::regnamespace",
+        name,
+        FUNCTION_PREFIX.replace("_", r"\_") + "%",
+    )
+    if not exists:
+        if count >= limit:
+            return sql  # (workers racing here may pass the bound by a few)
+        try:
+            await conn.execute(f"CREATE FUNCTION {name}({arguments}) {definition}")
+        except (asyncpg.DuplicateFunctionError, asyncpg.UniqueViolationError):
+            pass  # created by another worker just now
     placeholders = ", ".join(f"${n}" for n in range(1, len(parameters) + 1))
     return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
 

@@ -157,3 +157,36 @@ async def test_a_stale_function_inside_a_transaction_is_a_retry(
         assert tuple(await pooled_db.fetch_row(c, insert, 2, "y")) == (2, "y")
     rows = await conn.fetch(f"SELECT a, b FROM {probe_table} ORDER BY a")
     assert [tuple(r) for r in rows] == [(1, "x"), (2, "y")]
+
+
+async def _probe_functions(conn: PoolerConnection, marker: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proname LIKE 'todo\\_q\\_%' AND prosrc LIKE $1",
+        f"%{marker}%",
+    )
+    return count
+
+
+async def test_the_functions_are_bounded(pooled_db: Database, conn: PoolerConnection) -> None:
+    """A client can ask for some 10^5 list shapes: past the bound a new statement runs
+    plain (same answer, no new function), and a worker keeps no more calls than that."""
+    marker = f"bound_probe_{uuid.uuid4().hex[:8]}"
+    existing: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_proc WHERE proname LIKE 'todo\\_q\\_%' "
+        "AND pronamespace = current_schema()::regnamespace"
+    )
+    pooled_db.max_functions = existing + 3
+    # More statements than the bound: the worker's kept calls must be evicted too.
+    statements = [f"SELECT $1::text || '{marker} {n}'" for n in range(existing + 8)]
+    try:
+        async with pooled_db.connection() as c:
+            for _ in range(2):
+                for n, sql in enumerate(statements):
+                    assert await pooled_db.fetch_text(c, sql, "x") == f"x{marker} {n}"
+        assert await _probe_functions(conn, marker) == 3
+        assert len(pooled_db._functions) <= existing + 3
+    finally:
+        for row in await conn.fetch(
+            "SELECT oid::regprocedure AS f FROM pg_proc WHERE prosrc LIKE $1", f"%{marker}%"
+        ):
+            await conn.execute(f"DROP FUNCTION {row['f']}")

@@ -104,3 +104,39 @@ def test_concurrent_upgrades_serialize(migrated_url: str) -> None:
         assert diff == []
     finally:
         _sibling_database(migrated_url, name, drop=True)
+
+
+def test_a_migration_run_drops_the_pooled_functions(migrated_url: str) -> None:
+    """The pooled path's `todo_q_*` functions (app.core.db) are caches: each migration
+    run (every deploy's) drops them, so those of statements or column types gone since
+    do not pile up against MAX_FUNCTIONS. Other functions stay."""
+    name = f"todo_functions_{uuid.uuid4().hex[:8]}"
+    url = _sibling_database(migrated_url, name)
+
+    async def sql(statement: str) -> list[str]:
+        conn = await connect(url)
+        try:
+            await conn.execute(statement)
+            rows = await conn.fetch(
+                "SELECT proname FROM pg_proc WHERE proname LIKE 'todo\\_q\\_%' "
+                "OR proname = 'keep_me' ORDER BY proname"
+            )
+            return [row["proname"] for row in rows]
+        finally:
+            await conn.close()
+
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "head")
+        made = asyncio.run(
+            sql(
+                "CREATE FUNCTION todo_q_old(p1 int) RETURNS text LANGUAGE sql AS 'SELECT 1::text';"
+                "CREATE FUNCTION todo_q_old(p1 text) RETURNS text LANGUAGE sql AS 'SELECT 2::text';"
+                "CREATE FUNCTION keep_me() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+            )
+        )
+        assert made == ["keep_me", "todo_q_old", "todo_q_old"]
+        command.upgrade(config, "head")  # at head already: nothing to migrate
+        assert asyncio.run(sql("SELECT 1")) == ["keep_me"]
+    finally:
+        _sibling_database(migrated_url, name, drop=True)
