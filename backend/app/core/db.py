@@ -427,11 +427,11 @@ class Database:
 
 FUNCTION_PREFIX = "todo_q_"
 # At most this many todo_q_* functions in the database (and calls kept per process).
-# The list alone has some 10^5 statement shapes (filters x sorts x cursors), each of
-# which a client can ask for: unbounded, that is as many functions in the catalog and
-# compiled in every server connection's memory, and their texts in every worker's. A
-# client's app uses a few dozen; past the bound a new shape runs as its plain statement
-# (planned on every run: slower, the same answer).
+# The list alone has tens of thousands of statement shapes (filters x sorts x
+# cursors), any of which a client can ask for: unbounded, that is as many functions in
+# the catalog and compiled in every server connection's memory, and their texts in
+# every worker's. A client's app uses a few dozen; past the bound a new shape runs as
+# its plain statement (planned on every run: slower, the same answer).
 MAX_FUNCTIONS = 200
 # Every migration run ends with this (app/alembic/env.py): functions of statements or
 # column types gone since would otherwise count against MAX_FUNCTIONS deploy after

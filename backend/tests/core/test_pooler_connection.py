@@ -168,7 +168,7 @@ async def _probe_functions(conn: PoolerConnection, marker: str) -> int:
 
 
 async def test_the_functions_are_bounded(pooled_db: Database, conn: PoolerConnection) -> None:
-    """A client can ask for some 10^5 list shapes: past the bound a new statement runs
+    """A client can ask for tens of thousands of list shapes: past the bound a new statement runs
     plain (same answer, no new function), and a worker keeps no more calls than that."""
     marker = f"bound_probe_{uuid.uuid4().hex[:8]}"
     existing: int = await conn.fetchval(
