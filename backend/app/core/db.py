@@ -508,8 +508,27 @@ async def _function_for(conn: Connection, sql: str, rows: bool, limit: int) -> s
             await conn.execute(f"CREATE FUNCTION {name}({arguments}) {definition}")
         except (asyncpg.DuplicateFunctionError, asyncpg.UniqueViolationError):
             pass  # created by another worker just now
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidSchemaNameError):
+            # A least-privilege role, without CREATE on its schema (PostgreSQL 15's
+            # default for `public`): correct, only planned on every run.
+            _warn_no_create_once()
+            return sql
     placeholders = ", ".join(f"${n}" for n in range(1, len(parameters) + 1))
     return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
+
+
+_warned_no_create = False
+
+
+def _warn_no_create_once() -> None:
+    global _warned_no_create
+    if not _warned_no_create:
+        _warned_no_create = True
+        logger.warning(
+            "the database role may not create functions in its schema: through the "
+            "pooler the list and the create run as plain statements, planned on every "
+            "run (GRANT CREATE ON SCHEMA to the role to let them keep their plans)"
+        )
 
 
 @raises(ServiceUnavailable, DatabaseTimeout, DatabaseConflict)

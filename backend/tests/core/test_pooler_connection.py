@@ -3,6 +3,7 @@ one round trip from a kept description, and healed when the schema changes under
 
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from app.core.config import Settings
 from app.core.db import Database, PoolerConnection, libpq_dsn
 from app.core.errors import DatabaseConflict
+from tests.conftest import DIRECT_URL, connect
 
 QUERY = "SELECT $1::int + 1 AS n, now() AS at"
 
@@ -190,3 +192,33 @@ async def test_the_functions_are_bounded(pooled_db: Database, conn: PoolerConnec
             "SELECT oid::regprocedure AS f FROM pg_proc WHERE prosrc LIKE $1", f"%{marker}%"
         ):
             await conn.execute(f"DROP FUNCTION {row['f']}")
+
+
+async def test_a_role_that_may_not_create_functions_runs_plain(
+    pooled_settings: Settings, migrated_url: str
+) -> None:
+    """An application role without CREATE on its schema (least privilege, PostgreSQL
+    15's default for `public`): the statements run plain, never a 500."""
+    direct = DIRECT_URL or migrated_url  # the pooler's user list holds only the suite's
+    role = f"todo_reader_{uuid.uuid4().hex[:8]}"
+    admin = await connect(direct)
+    await admin.execute(f"CREATE ROLE {role} LOGIN")
+    await admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+    parts = urlsplit(direct)
+    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    restricted = Database(pooled_settings, url)
+    marker = uuid.uuid4().hex
+    try:
+        async with restricted.connection() as c:
+            for _ in range(2):
+                assert await restricted.fetch_text(c, f"SELECT $1::text || '{marker}'", "x") == (
+                    f"x{marker}"
+                )
+        assert not await admin.fetchval(
+            "SELECT count(*) FROM pg_proc WHERE prosrc LIKE $1", f"%{marker}%"
+        )
+    finally:
+        await restricted.close()
+        await admin.execute(f"REVOKE USAGE ON SCHEMA public FROM {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
