@@ -19,6 +19,7 @@ The pool is asyncpg's, with three changes:
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -370,9 +371,10 @@ class Database:
         execution). A PL/pgSQL function's plans are cached by each server connection,
         across all the clients the pooler gives it to, and dropped by PostgreSQL itself
         when a table they use changes. The function is named after a hash of the
-        statement and of its parameter and column types, created on first use (by whichever worker comes first; again if it
-        has gone since), and called with the same bound parameters; at most
-        MAX_FUNCTIONS of them, all dropped by every migration run (DROP_FUNCTIONS)."""
+        statement and of its parameter and column types, created on first use (by
+        whichever worker comes first; again if it has gone since), and called with the
+        same bound parameters; at most MAX_FUNCTIONS of them, all dropped by every
+        migration run (DROP_FUNCTIONS)."""
         if not self.pooled:
             value: str = await conn.fetchval(sql, *args)
             return value
@@ -426,6 +428,7 @@ class Database:
 
 
 FUNCTION_PREFIX = "todo_q_"
+FUNCTION_PATTERN = FUNCTION_PREFIX.replace("_", r"\_") + "%"  # theirs in LIKE
 # At most this many todo_q_* functions in the database (and calls kept per process).
 # The list alone has tens of thousands of statement shapes (filters x sorts x
 # cursors), any of which a client can ask for: unbounded, that is as many functions in
@@ -436,12 +439,12 @@ MAX_FUNCTIONS = 200
 # Every migration run ends with this (app/alembic/env.py): functions of statements or
 # column types gone since would otherwise count against MAX_FUNCTIONS deploy after
 # deploy. The replicas make theirs again on first use.
-DROP_FUNCTIONS = r"""
+DROP_FUNCTIONS = f"""
 DO $$
 DECLARE f regprocedure;
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-           WHERE p.proname LIKE 'todo\_q\_%'
+           WHERE p.proname LIKE '{FUNCTION_PATTERN}'
              AND p.pronamespace = current_schema()::regnamespace
   LOOP
     EXECUTE format('DROP FUNCTION %s', f);
@@ -499,7 +502,7 @@ async def _function_for(conn: Connection, sql: str, rows: bool, limit: int) -> s
         "SELECT count(*) FILTER (WHERE proname = $1), count(*) FROM pg_proc "
         "WHERE proname LIKE $2 AND pronamespace = current_schema()::regnamespace",
         name,
-        FUNCTION_PREFIX.replace("_", r"\_") + "%",
+        FUNCTION_PATTERN,
     )
     if not exists:
         if count >= limit:
@@ -517,18 +520,13 @@ async def _function_for(conn: Connection, sql: str, rows: bool, limit: int) -> s
     return f"SELECT * FROM {name}({placeholders})" if rows else f"SELECT {name}({placeholders})"
 
 
-_warned_no_create = False
-
-
+@functools.cache  # once per process
 def _warn_no_create_once() -> None:
-    global _warned_no_create
-    if not _warned_no_create:
-        _warned_no_create = True
-        logger.warning(
-            "the database role may not create functions in its schema: through the "
-            "pooler the list and the create run as plain statements, planned on every "
-            "run (GRANT CREATE ON SCHEMA to the role to let them keep their plans)"
-        )
+    logger.warning(
+        "the database role may not create functions in its schema: through the "
+        "pooler the list and the create run as plain statements, planned on every "
+        "run (GRANT CREATE ON SCHEMA to the role to let them keep their plans)"
+    )
 
 
 @raises(ServiceUnavailable, DatabaseTimeout, DatabaseConflict)
