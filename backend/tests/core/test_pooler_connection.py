@@ -93,12 +93,16 @@ async def probe_table(conn: PoolerConnection) -> AsyncIterator[str]:
         yield table
     finally:
         await conn.execute(f"DROP TABLE {table}")
-        functions = await conn.fetch(
-            "SELECT p.oid::regprocedure AS f FROM pg_proc p WHERE prosrc LIKE $1",
-            f"%{table}%",
-        )
-        for row in functions:
-            await conn.execute(f"DROP FUNCTION {row['f']}")
+        await _drop_functions_naming(conn, table)
+
+
+async def _drop_functions_naming(conn: PoolerConnection, marker: str) -> None:
+    """Drop the functions a test made: those whose body mentions `marker`."""
+    functions = await conn.fetch(
+        "SELECT oid::regprocedure AS f FROM pg_proc WHERE prosrc LIKE $1", f"%{marker}%"
+    )
+    for row in functions:
+        await conn.execute(f"DROP FUNCTION {row['f']}")
 
 
 async def test_a_write_function_follows_a_changed_column_type(
@@ -170,8 +174,9 @@ async def _probe_functions(conn: PoolerConnection, marker: str) -> int:
 
 
 async def test_the_functions_are_bounded(pooled_db: Database, conn: PoolerConnection) -> None:
-    """A client can ask for tens of thousands of list shapes: past the bound a new statement runs
-    plain (same answer, no new function), and a worker keeps no more calls than that."""
+    """A client can ask for tens of thousands of list shapes: past the bound a new
+    statement runs plain (same answer, no new function), and a worker keeps no more
+    calls than that."""
     marker = f"bound_probe_{uuid.uuid4().hex[:8]}"
     existing: int = await conn.fetchval(
         "SELECT count(*) FROM pg_proc WHERE proname LIKE 'todo\\_q\\_%' "
@@ -188,10 +193,7 @@ async def test_the_functions_are_bounded(pooled_db: Database, conn: PoolerConnec
         assert await _probe_functions(conn, marker) == 3
         assert len(pooled_db._functions) <= existing + 3
     finally:
-        for row in await conn.fetch(
-            "SELECT oid::regprocedure AS f FROM pg_proc WHERE prosrc LIKE $1", f"%{marker}%"
-        ):
-            await conn.execute(f"DROP FUNCTION {row['f']}")
+        await _drop_functions_naming(conn, marker)
 
 
 async def test_a_role_that_may_not_create_functions_runs_plain(
